@@ -1,0 +1,145 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Coupon(models.Model):
+    class Kind(models.TextChoices):
+        FIXED = "fixed", "Fixed amount off (满X减Y)"
+        PERCENT = "percent", "Percent off (折)"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    threshold = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"))
+    amount_off = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    percent_off = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    total_quantity = models.PositiveIntegerField()
+    issued_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # The last line of defence against overselling: claim_coupon's conditional UPDATE
+            # is the first.
+            models.CheckConstraint(condition=Q(issued_count__lte=F("total_quantity")), name="coupon_not_oversold"),
+            models.CheckConstraint(condition=Q(threshold__gte=0), name="coupon_threshold_not_negative"),
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="coupon_window_not_empty"),
+            models.CheckConstraint(
+                condition=(Q(kind="fixed", amount_off__gt=0, percent_off__isnull=True))
+                | Q(kind="percent", percent_off__gt=0, percent_off__lte=100, amount_off__isnull=True),
+                name="coupon_terms_match_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserCoupon(models.Model):
+    """A claimed coupon. Its terms are copied at claim time so later edits of the coupon
+    never change what the user was promised."""
+
+    class Status(models.TextChoices):
+        UNUSED = "unused"
+        LOCKED = "locked"
+        USED = "used"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="coupons")
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="claims")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Coupon.Kind.choices)
+    threshold = models.DecimalField(max_digits=10, decimal_places=2)
+    amount_off = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    percent_off = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNUSED)
+    order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    claimed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-claimed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "coupon"], name="user_coupon_one_claim_per_user"),
+            models.CheckConstraint(
+                condition=Q(status="unused", order__isnull=True)
+                | Q(status__in=["locked", "used"], order__isnull=False),
+                name="user_coupon_order_matches_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+
+class PointsAccount(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="points_account")
+    balance = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(balance__gte=0), name="points_balance_not_negative")]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.balance}"
+
+
+class PointsEntry(models.Model):
+    """Append-only ledger: the account balance always equals the sum of its entries."""
+
+    class Reason(models.TextChoices):
+        GRANT = "grant", "Granted"
+        ORDER_DEBIT = "order_debit", "Spent on an order"
+        ORDER_REFUND = "order_refund", "Returned from a cancelled order"
+        ORDER_EARNED = "order_earned", "Earned by a paid order"
+        EARNED_REVERSAL = "earned_reversal", "Earned points taken back on refund"
+
+    account = models.ForeignKey(PointsAccount, on_delete=models.CASCADE, related_name="entries")
+    delta = models.BigIntegerField()
+    balance_after = models.BigIntegerField()
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(delta=0), name="points_entry_delta_not_zero"),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="points_entry_balance_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delta:+d} -> {self.balance_after} ({self.reason})"
+
+
+class PaymentNotification(models.Model):
+    """Every Alipay notify we received, raw, with what we made of it."""
+
+    class Verdict(models.TextChoices):
+        PAID = "paid", "Marked the order paid"
+        DUPLICATE = "duplicate", "Already settled"
+        REFUND_REQUIRED = "refund_required", "Paid after cancellation: refund"
+        IGNORED = "ignored", "Valid but not a payment"
+        REJECTED = "rejected", "Rejected"
+
+    received_at = models.DateTimeField(auto_now_add=True)
+    notify_id = models.CharField(max_length=128, blank=True)
+    out_trade_no = models.CharField(max_length=64, blank=True)
+    trade_no = models.CharField(max_length=64, blank=True)
+    trade_status = models.CharField(max_length=32, blank=True)
+    total_amount = models.CharField(max_length=32, blank=True)
+    raw = models.JSONField()
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    reason = models.CharField(max_length=200, blank=True)
+    order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["out_trade_no"])]
+
+    def __str__(self) -> str:
+        return f"{self.out_trade_no} {self.trade_status} -> {self.verdict}"

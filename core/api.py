@@ -1,0 +1,43 @@
+from django.http import HttpRequest
+from ninja import Router, Status
+from ninja.pagination import paginate
+
+from core import selectors, services
+from core.health import check_health
+from core.models import Course
+from core.schemas import CourseOut, CredentialsIn, ErrorOut, HealthOut, Pagination, RefreshIn, TokenPairOut, UserOut
+
+auth_router = Router(tags=["auth"])
+courses_router = Router(tags=["courses"])
+health_router = Router(tags=["health"])
+
+
+@auth_router.post("/register", response={201: UserOut, 409: ErrorOut, 422: ErrorOut}, auth=None)
+def register(request: HttpRequest, payload: CredentialsIn):
+    return Status(201, services.register_user(username=payload.username, password=payload.password))
+
+
+@auth_router.post("/token", response={200: TokenPairOut, 401: ErrorOut}, auth=None)
+def token(request: HttpRequest, payload: CredentialsIn):
+    return services.obtain_token_pair(username=payload.username, password=payload.password)
+
+
+@auth_router.post("/refresh", response={200: TokenPairOut, 401: ErrorOut}, auth=None)
+def refresh(request: HttpRequest, payload: RefreshIn):
+    return services.refresh_token_pair(refresh=payload.refresh)
+
+
+@courses_router.get("", response=list[CourseOut], auth=None)
+@paginate(Pagination)
+def list_courses(request: HttpRequest):
+    return selectors.active_courses()
+
+
+@courses_router.get("/{course_id}", response={200: CourseOut, 404: ErrorOut}, auth=None)
+def get_course(request: HttpRequest, course_id: int) -> Course:
+    return selectors.get_active_course(course_id=course_id)
+
+
+@health_router.get("", response={200: HealthOut, 503: ErrorOut}, auth=None)
+def health(request: HttpRequest):
+    return check_health()

@@ -1,0 +1,104 @@
+"""The NinjaAPI object: the composition root that mounts every app's router under /api/v1,
+and the one place where exceptions become the error envelope."""
+
+import json
+import logging
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.parser import Parser
+
+from core.errors import CoreErrorCode, DomainError, ErrorCode, envelope
+
+logger = logging.getLogger(__name__)
+
+STATUS_CODES: dict[int, ErrorCode] = {
+    400: CoreErrorCode.BAD_REQUEST,
+    401: CoreErrorCode.NOT_AUTHENTICATED,
+    403: CoreErrorCode.FORBIDDEN,
+    404: CoreErrorCode.NOT_FOUND,
+    405: CoreErrorCode.METHOD_NOT_ALLOWED,
+    413: CoreErrorCode.PAYLOAD_TOO_LARGE,
+    429: CoreErrorCode.RATE_LIMITED,
+    503: CoreErrorCode.SERVICE_UNAVAILABLE,
+}
+
+
+def code_for_status(status: int) -> ErrorCode:
+    return STATUS_CODES.get(status, CoreErrorCode.INTERNAL_ERROR if status >= 500 else CoreErrorCode.BAD_REQUEST)
+
+
+class JSONObjectParser(Parser):
+    def parse_body(self, request: HttpRequest) -> Any:
+        return json.loads(request.body)
+
+
+api = NinjaAPI(
+    title="Course shop checkout API",
+    version="1",
+    description="Cart, checkout with coupons and points, Alipay payment. Errors: `{code, message, details}`.",
+    urls_namespace="api-v1",
+    parser=JSONObjectParser(),
+)
+
+
+def error_response(request: HttpRequest, status: int, code: ErrorCode | str, message: str, details: Any = None):
+    return api.create_response(request, envelope(code, message, details), status=status)
+
+
+@api.exception_handler(DomainError)
+def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    return error_response(request, exc.status, exc.code, exc.message, exc.details)
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors]
+    return error_response(request, 422, CoreErrorCode.VALIDATION_ERROR, "The request is not valid.", details)
+
+
+@api.exception_handler(AuthenticationError)
+def on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return error_response(request, 401, CoreErrorCode.NOT_AUTHENTICATED, "A bearer access token is required.")
+
+
+@api.exception_handler(Throttled)
+def on_throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    response = error_response(request, 429, CoreErrorCode.RATE_LIMITED, "Too many requests; slow down.")
+    if exc.wait:
+        response["Retry-After"] = str(int(exc.wait))
+    return response
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    # Ninja raises HttpError(400) around a body it could not parse; say so precisely.
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        return error_response(request, 400, CoreErrorCode.INVALID_JSON, "The request body is not valid JSON.")
+    return error_response(request, exc.status_code, code_for_status(exc.status_code), str(exc))
+
+
+@api.exception_handler(Http404)
+def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(request, 404, CoreErrorCode.NOT_FOUND, "Not found.")
+
+
+@api.exception_handler(Exception)
+def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(request, 500, CoreErrorCode.INTERNAL_ERROR, "Something went wrong on our side.")
+
+
+def mount_routers() -> None:
+    from core.api import auth_router, courses_router, health_router
+    from orders.api import cart_router
+
+    api.add_router("/auth", auth_router)
+    api.add_router("/courses", courses_router)
+    api.add_router("/health", health_router)
+    api.add_router("/cart", cart_router)
+
+
+mount_routers()

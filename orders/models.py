@@ -1,0 +1,98 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+ZERO = Decimal("0.00")
+
+
+class CartItem(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cart_items")
+    course = models.ForeignKey("core.Course", on_delete=models.CASCADE, related_name="+")
+    selected = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["user", "course"], name="cart_item_unique_user_course")]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.course}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PAID = "paid"
+        CANCELLED = "cancelled"
+        REFUNDED = "refunded"
+
+    class PayType(models.TextChoices):
+        ALIPAY = "alipay"
+
+    order_no = models.CharField(max_length=32, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    pay_type = models.CharField(max_length=10, choices=PayType.choices, default=PayType.ALIPAY)
+    subtotal = models.DecimalField(max_digits=10, decimal_places=2, default=ZERO)
+    coupon_discount = models.DecimalField(max_digits=10, decimal_places=2, default=ZERO)
+    points_used = models.BigIntegerField(default=0)
+    points_discount = models.DecimalField(max_digits=10, decimal_places=2, default=ZERO)
+    pay_amount = models.DecimalField(max_digits=10, decimal_places=2, default=ZERO)
+    user_coupon = models.ForeignKey(
+        "billing.UserCoupon", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=20, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    trade_no = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Settles concurrent duplicate submits: the loser blocks on this index, then replays.
+            models.UniqueConstraint(fields=["user", "idempotency_key"], name="order_unique_user_idempotency_key"),
+            models.CheckConstraint(
+                condition=Q(subtotal__gte=0, coupon_discount__gte=0, points_discount__gte=0, pay_amount__gte=0)
+                & Q(points_used__gte=0),
+                name="order_amounts_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(pay_amount=F("subtotal") - F("coupon_discount") - F("points_discount")),
+                name="order_pay_amount_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=~(Q(paid_at__isnull=False) & Q(cancelled_at__isnull=False)),
+                name="order_never_paid_and_cancelled",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="order_status_expires_idx"),
+            models.Index(fields=["user", "-created_at"], name="order_user_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_no
+
+
+class OrderLine(models.Model):
+    """A course as it was bought: name, picture and price are copied from the catalogue."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    course = models.ForeignKey("core.Course", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=200)
+    picture_url = models.CharField(max_length=500, blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["order", "course"], name="order_line_unique_course")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.name}"

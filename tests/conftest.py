@@ -1,0 +1,78 @@
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from core.auth import ACCESS, encode_token
+from tests.factories import UserFactory
+
+
+class ApiClient:
+    """Django's test client through the real URL stack, speaking JSON, optionally as a user."""
+
+    prefix = "/api/v1"
+
+    def __init__(self, user=None) -> None:
+        self.client = Client()
+        self.user = user
+        self.headers: dict[str, str] = {}
+        if user is not None:
+            self.headers["Authorization"] = f"Bearer {encode_token(user=user, token_type=ACCESS)}"
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, **kwargs):
+        all_headers = {**self.headers, **(headers or {})}
+        data = json.dumps(body) if body is not None and not isinstance(body, (str, bytes)) else body
+        call = getattr(self.client, method.lower())
+        if data is None:
+            return call(self.prefix + path, headers=all_headers, **kwargs)
+        return call(self.prefix + path, data=data, content_type="application/json", headers=all_headers, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs):
+        return self.request("POST", path, body, **kwargs)
+
+    def patch(self, path: str, body: Any = None, **kwargs):
+        return self.request("PATCH", path, body, **kwargs)
+
+    def put(self, path: str, body: Any = None, **kwargs):
+        return self.request("PUT", path, body, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"code", "message", "details"}, body
+    assert body["code"] == code, body
+    assert body["message"]
+    return body
+
+
+@pytest.fixture
+def anon() -> ApiClient:
+    return ApiClient()
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def client_for():
+    return ApiClient
+
+
+@pytest.fixture
+def api(user) -> ApiClient:
+    return ApiClient(user)
