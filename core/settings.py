@@ -142,3 +142,19 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Alipay (DESIGN.md "Alipay rules that bite"). With no ALIPAY_GATEWAY_URL the built-in dev gateway
+# (billing.dev_gateway, mounted at /dev/alipay/) stands in for Alipay, with key pairs it generates
+# on first use under VAR_DIR/alipay-dev/ (outside git).
+ALIPAY_GATEWAY_URL = os.environ.get("ALIPAY_GATEWAY_URL", "")
+ALIPAY_DEV_GATEWAY = not ALIPAY_GATEWAY_URL
+ALIPAY_DEV_KEY_DIR = VAR_DIR / "alipay-dev"
+ALIPAY_APP_ID = os.environ.get("ALIPAY_APP_ID", "2021000000000000" if ALIPAY_DEV_GATEWAY else "")
+ALIPAY_APP_PRIVATE_KEY_PATH = os.environ.get("ALIPAY_APP_PRIVATE_KEY_PATH", "")
+ALIPAY_PUBLIC_KEY_PATH = os.environ.get("ALIPAY_PUBLIC_KEY_PATH", "")
+ALIPAY_SELLER_ID = os.environ.get("ALIPAY_SELLER_ID", "")
+# Where Alipay reaches us; in the embedded default that is this server itself.
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+ALIPAY_NOTIFY_URL = os.environ.get("ALIPAY_NOTIFY_URL", PUBLIC_BASE_URL + "/api/v1/payments/alipay/notify")
+ALIPAY_RETURN_URL = os.environ.get("ALIPAY_RETURN_URL", PUBLIC_BASE_URL + "/api/v1/payments/alipay/return")
+ALIPAY_TIMEOUT_SECONDS = float(os.environ.get("ALIPAY_TIMEOUT_SECONDS", "10"))
