@@ -1,10 +1,21 @@
-from django.http import HttpRequest
-from ninja import Router, Status
+from django.http import HttpRequest, HttpResponse
+from ninja import Header, Query, Router, Status
+from ninja.pagination import paginate
 
 from core.auth import jwt_auth
-from core.schemas import ErrorOut
+from core.schemas import ErrorOut, Pagination
 from orders import selectors, services
-from orders.schemas import AddCartItemIn, CartItemOut, CartOut, SelectionIn
+from orders.schemas import (
+    AddCartItemIn,
+    CartItemOut,
+    CartOut,
+    CheckoutPreviewOut,
+    CheckoutQuery,
+    OrderFilter,
+    OrderOut,
+    PlaceOrderIn,
+    SelectionIn,
+)
 
 cart_router = Router(tags=["cart"], auth=jwt_auth)
 
@@ -34,3 +45,48 @@ def set_selection(request: HttpRequest, payload: SelectionIn):
 def delete_cart_item(request: HttpRequest, item_id: int):
     services.remove_cart_item(user=request.auth, item_id=item_id)
     return Status(204, None)
+
+
+checkout_router = Router(tags=["checkout"], auth=jwt_auth)
+orders_router = Router(tags=["orders"], auth=jwt_auth)
+
+
+@checkout_router.get("/preview", response={200: CheckoutPreviewOut, 422: ErrorOut})
+def checkout_preview(request: HttpRequest, query: Query[CheckoutQuery]):
+    return selectors.checkout_preview(user=request.auth, user_coupon_id=query.user_coupon_id, points=query.points)
+
+
+@orders_router.post("", response={201: OrderOut, 400: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+def place_order(
+    request: HttpRequest,
+    response: HttpResponse,
+    payload: PlaceOrderIn,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+):
+    placement = services.place_order(
+        user=request.auth,
+        idempotency_key=idempotency_key,
+        pay_type=payload.pay_type,
+        user_coupon_id=payload.user_coupon_id,
+        points=payload.points,
+    )
+    if placement.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return Status(201, selectors.get_user_order(user=request.auth, order_no=placement.order.order_no))
+
+
+@orders_router.get("", response=list[OrderOut])
+@paginate(Pagination)
+def list_orders(request: HttpRequest, filters: Query[OrderFilter]):
+    return selectors.user_orders(user=request.auth, status=filters.status)
+
+
+@orders_router.get("/{order_no}", response={200: OrderOut, 404: ErrorOut})
+def get_order(request: HttpRequest, order_no: str):
+    return selectors.get_user_order(user=request.auth, order_no=order_no)
+
+
+@orders_router.post("/{order_no}/cancel", response={200: OrderOut, 404: ErrorOut, 409: ErrorOut})
+def cancel_order(request: HttpRequest, order_no: str):
+    services.cancel_order(user=request.auth, order_no=order_no, reason="user")
+    return selectors.get_user_order(user=request.auth, order_no=order_no)

@@ -1,7 +1,9 @@
 from datetime import datetime
+from typing import Literal
 
-from ninja import Schema
+from ninja import Field, Schema
 
+from billing.schemas import UserCouponOut
 from core.schemas import CourseOut, Money
 
 
@@ -25,3 +27,88 @@ class AddCartItemIn(Schema):
 
 class SelectionIn(Schema):
     selected: bool
+
+
+class OrderLineOut(Schema):
+    course_id: int
+    name: str
+    picture_url: str
+    price: Money
+
+
+class OrderOut(Schema):
+    order_no: str
+    status: Literal["pending", "paid", "cancelled", "refunded"]
+    pay_type: Literal["alipay"]
+    subtotal: Money
+    coupon_discount: Money
+    points_used: int
+    points_discount: Money
+    pay_amount: Money
+    user_coupon_id: int | None
+    expires_at: datetime
+    paid_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str
+    created_at: datetime
+    lines: list[OrderLineOut]
+
+    @staticmethod
+    def resolve_lines(obj) -> list:
+        return list(obj.lines.all())
+
+
+class PlaceOrderIn(Schema):
+    pay_type: Literal["alipay"] = "alipay"
+    user_coupon_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    points: int = Field(0, ge=0, le=10**12)
+
+
+class CheckoutQuery(Schema):
+    user_coupon_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    points: int = Field(0, ge=0, le=10**12)
+
+
+class OrderFilter(Schema):
+    status: Literal["pending", "paid", "cancelled", "refunded"] | None = None
+
+
+class UsableCouponOut(UserCouponOut):
+    discount: Money
+
+
+class PreviewLineOut(Schema):
+    course_id: int
+    name: str
+    picture_url: str
+    price: Money
+
+    @staticmethod
+    def resolve_name(obj) -> str:
+        return obj.course.name
+
+    @staticmethod
+    def resolve_picture_url(obj) -> str:
+        return obj.course.picture_url
+
+    @staticmethod
+    def resolve_price(obj):
+        return obj.course.price
+
+
+class CheckoutPreviewOut(Schema):
+    lines: list[PreviewLineOut]
+    subtotal: Money
+    usable_coupons: list[UsableCouponOut]
+    points_balance: int
+    max_points: int
+    points_per_yuan: int
+    coupon_discount: Money
+    points_discount: Money
+    pay_amount: Money
+
+    @staticmethod
+    def resolve_usable_coupons(obj) -> list[dict]:
+        return [
+            {**UserCouponOut.from_orm(c.user_coupon).model_dump(), "discount": c.discount} for c in obj.usable_coupons
+        ]

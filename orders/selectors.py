@@ -1,10 +1,18 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import QuerySet
 
-from core.models import User
-from orders.models import ZERO, CartItem
+from billing import selectors as billing_selectors
+from billing.errors import BillingErrorCode
+from billing.models import UserCoupon
+from billing.services import check_coupon_applies
+from core.errors import DomainError
+from core.models import Enrollment, User
+from orders import pricing
+from orders.errors import OrderErrorCode
+from orders.models import ZERO, CartItem, Order, OrderLine
 
 
 @dataclass(frozen=True)
@@ -33,3 +41,96 @@ def get_cart(*, user: User) -> Cart:
         selected_count=len(purchasable),
         selected_total=sum((item.course.price for item in purchasable), ZERO),
     )
+
+
+def check_not_owned(*, user: User, course_ids: list[int], exclude_order: Order | None = None) -> None:
+    """A course the user owns, or is already paying for in another pending order, can't be bought."""
+    enrolled = set(Enrollment.objects.filter(user=user, course_id__in=course_ids).values_list("course_id", flat=True))
+    pending = OrderLine.objects.filter(
+        order__user=user, order__status=Order.Status.PENDING, course_id__in=course_ids
+    ).values_list("course_id", "order__order_no")
+    if exclude_order is not None:
+        pending = pending.exclude(order=exclude_order)
+    pending_orders = dict(pending)
+    if enrolled or pending_orders:
+        raise DomainError(
+            OrderErrorCode.ALREADY_PURCHASED,
+            "Some selected courses are already yours or waiting for payment in another order.",
+            status=422,
+            details={"enrolled_course_ids": sorted(enrolled), "pending": pending_orders},
+        )
+
+
+@dataclass(frozen=True)
+class UsableCoupon:
+    user_coupon: UserCoupon
+    discount: Decimal
+
+
+@dataclass(frozen=True)
+class CheckoutPreview:
+    lines: list[CartItem]
+    subtotal: Decimal
+    usable_coupons: list[UsableCoupon]
+    points_balance: int
+    max_points: int
+    points_per_yuan: int
+    coupon_discount: Decimal
+    points_discount: Decimal
+    pay_amount: Decimal
+
+
+def checkout_preview(*, user: User, user_coupon_id: int | None, points: int) -> CheckoutPreview:
+    """What POST /orders would charge now, with the same rules and errors, locking nothing."""
+    items = [item for item in cart_items(user=user).filter(selected=True).order_by("pk") if item.course.is_active]
+    if not items:
+        raise DomainError(OrderErrorCode.CART_EMPTY, "Select at least one course in your cart.")
+    check_not_owned(user=user, course_ids=[item.course_id for item in items])
+    subtotal = sum((item.course.price for item in items), ZERO)
+    user_coupon = None
+    if user_coupon_id is not None:
+        user_coupon = billing_selectors.user_coupons(user=user).filter(pk=user_coupon_id).first()
+        if user_coupon is None:
+            raise DomainError(
+                BillingErrorCode.COUPON_INVALID,
+                "That coupon is not yours or does not exist.",
+                details={"reason": "unknown"},
+            )
+        check_coupon_applies(user_coupon=user_coupon, subtotal=subtotal)
+    balance = billing_selectors.points_balance(user=user)
+    priced = pricing.quote(
+        subtotal=subtotal,
+        terms=pricing.coupon_terms(user_coupon),
+        points=points,
+        points_balance=balance,
+        points_per_yuan=settings.POINTS_PER_YUAN,
+    )
+    usable = [
+        UsableCoupon(
+            user_coupon=c, discount=pricing.coupon_discount(subtotal=priced.subtotal, terms=pricing.coupon_terms(c))
+        )
+        for c in billing_selectors.usable_user_coupons(user=user, subtotal=subtotal)
+    ]
+    return CheckoutPreview(
+        lines=items,
+        subtotal=priced.subtotal,
+        usable_coupons=usable,
+        points_balance=balance,
+        max_points=priced.max_points,
+        points_per_yuan=settings.POINTS_PER_YUAN,
+        coupon_discount=priced.coupon_discount,
+        points_discount=priced.points_discount,
+        pay_amount=priced.pay_amount,
+    )
+
+
+def user_orders(*, user: User, status: str | None = None) -> QuerySet[Order]:
+    orders = Order.objects.filter(user=user).prefetch_related("lines").order_by("-created_at", "-id")
+    return orders.filter(status=status) if status else orders
+
+
+def get_user_order(*, user: User, order_no: str) -> Order:
+    order = user_orders(user=user).filter(order_no=order_no).first()
+    if order is None:
+        raise DomainError(OrderErrorCode.ORDER_NOT_FOUND, f"Order {order_no} does not exist.")
+    return order

@@ -76,3 +76,14 @@ def client_for():
 @pytest.fixture
 def api(user) -> ApiClient:
     return ApiClient(user)
+
+
+def assert_ledger_consistent() -> None:
+    """Every points balance equals the sum of its ledger and none is negative."""
+    from django.db.models import Sum
+
+    from billing.models import PointsAccount
+
+    for account in PointsAccount.objects.annotate(total=Sum("entries__delta")):
+        assert account.balance >= 0, account
+        assert account.balance == (account.total or 0), (account.balance, account.total)

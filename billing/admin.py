@@ -1,0 +1,84 @@
+from django.contrib import admin
+
+from billing.models import Coupon, PaymentNotification, PointsAccount, PointsEntry, UserCoupon
+
+
+@admin.register(Coupon)
+class CouponAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "name",
+        "kind",
+        "threshold",
+        "amount_off",
+        "percent_off",
+        "issued_count",
+        "total_quantity",
+        "starts_at",
+        "ends_at",
+    ]
+    list_filter = ["kind"]
+    search_fields = ["name"]
+    # Stock moves only through claim_coupon's conditional UPDATE.
+    readonly_fields = ["issued_count"]
+
+
+@admin.register(UserCoupon)
+class UserCouponAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "name", "status", "order", "claimed_at"]
+    list_filter = ["status"]
+    list_select_related = ["user", "order"]
+    search_fields = ["user__username", "name"]
+    readonly_fields = [f.name for f in UserCoupon._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class PointsEntryInline(admin.TabularInline):
+    model = PointsEntry
+    fields = ["created_at", "delta", "balance_after", "reason", "order"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-id"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PointsAccount)
+class PointsAccountAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "balance"]
+    search_fields = ["user__username"]
+    # The ledger is append-only and written by services; the admin only shows it.
+    readonly_fields = ["user", "balance"]
+    inlines = [PointsEntryInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(PointsEntry)
+class PointsEntryAdmin(admin.ModelAdmin):
+    list_display = ["id", "account", "delta", "balance_after", "reason", "order", "created_at"]
+    list_filter = ["reason"]
+    list_select_related = ["account__user", "order"]
+    readonly_fields = [f.name for f in PointsEntry._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PaymentNotification)
+class PaymentNotificationAdmin(admin.ModelAdmin):
+    list_display = ["id", "received_at", "out_trade_no", "trade_status", "total_amount", "verdict", "reason"]
+    list_filter = ["verdict", "trade_status"]
+    search_fields = ["out_trade_no", "trade_no", "notify_id"]
+    readonly_fields = [f.name for f in PaymentNotification._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,154 @@
+"""Billing's business actions: coupon claiming and the coupon side of checkout (lock, use,
+release), and the points ledger.
+
+Every change of a points balance writes one `PointsEntry` in the same transaction, under the
+account's row lock, so the balance always equals the sum of its entries.
+"""
+
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from billing.errors import BillingErrorCode
+from billing.models import Coupon, PointsAccount, PointsEntry, UserCoupon
+from core.errors import DomainError
+from core.models import User
+
+
+def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
+    coupon = Coupon.objects.filter(pk=coupon_id).first()
+    if coupon is None:
+        raise DomainError(BillingErrorCode.COUPON_NOT_FOUND, f"Coupon {coupon_id} does not exist.")
+    now = timezone.now()
+    if not coupon.starts_at <= now < coupon.ends_at:
+        raise DomainError(BillingErrorCode.COUPON_NOT_ACTIVE, f"{coupon.name!r} cannot be claimed now.")
+    if UserCoupon.objects.filter(user=user, coupon=coupon).exists():
+        raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {coupon.name!r}.")
+    try:
+        with transaction.atomic():
+            # One conditional UPDATE: Postgres re-checks the WHERE on the newest row version after
+            # waiting for a concurrent claim, so stock can never be handed out twice.
+            taken = Coupon.objects.filter(pk=coupon.pk, issued_count__lt=F("total_quantity")).update(
+                issued_count=F("issued_count") + 1
+            )
+            if not taken:
+                raise DomainError(BillingErrorCode.COUPON_SOLD_OUT, f"{coupon.name!r} is sold out.")
+            return UserCoupon.objects.create(
+                user=user,
+                coupon=coupon,
+                name=coupon.name,
+                kind=coupon.kind,
+                threshold=coupon.threshold,
+                amount_off=coupon.amount_off,
+                percent_off=coupon.percent_off,
+                starts_at=coupon.starts_at,
+                ends_at=coupon.ends_at,
+            )
+    except IntegrityError as exc:  # a double click raced past the check; its increment rolled back
+        raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {coupon.name!r}.") from exc
+
+
+def lock_user_coupon(*, user: User, user_coupon_id: int) -> UserCoupon:
+    """The user's coupon, row-locked, or `coupon_invalid` (another user's coupon looks missing)."""
+    user_coupon = UserCoupon.objects.select_for_update().filter(pk=user_coupon_id, user=user).first()
+    if user_coupon is None:
+        raise DomainError(
+            BillingErrorCode.COUPON_INVALID,
+            "That coupon is not yours or does not exist.",
+            details={"reason": "unknown"},
+        )
+    return user_coupon
+
+
+def check_coupon_applies(*, user_coupon: UserCoupon, subtotal: Decimal) -> None:
+    now = timezone.now()
+    if user_coupon.status != UserCoupon.Status.UNUSED:
+        reason, message = "not_unused", f"{user_coupon.name!r} is {user_coupon.status}."
+    elif now < user_coupon.starts_at:
+        reason, message = "not_started", f"{user_coupon.name!r} is not valid yet."
+    elif now >= user_coupon.ends_at:
+        reason, message = "expired", f"{user_coupon.name!r} has expired."
+    elif subtotal < user_coupon.threshold:
+        reason, message = (
+            "below_threshold",
+            f"{user_coupon.name!r} needs a subtotal of at least {user_coupon.threshold}.",
+        )
+    else:
+        return
+    raise DomainError(BillingErrorCode.COUPON_INVALID, message, details={"reason": reason})
+
+
+def usable_coupons_filter(*, subtotal: Decimal) -> Q:
+    now = timezone.now()
+    return Q(status=UserCoupon.Status.UNUSED, starts_at__lte=now, ends_at__gt=now, threshold__lte=subtotal)
+
+
+def lock_coupon_for_order(*, user_coupon: UserCoupon, order) -> None:
+    user_coupon.status = UserCoupon.Status.LOCKED
+    user_coupon.order = order
+    user_coupon.save(update_fields=["status", "order"])
+
+
+def mark_coupon_used(*, order) -> int:
+    return UserCoupon.objects.filter(order=order, status=UserCoupon.Status.LOCKED).update(status=UserCoupon.Status.USED)
+
+
+def release_coupon(*, order) -> int:
+    """Gives a cancelled order's coupon back. A coupon past its window comes back too: it simply
+    cannot be used again, and the user sees why."""
+    return UserCoupon.objects.filter(order=order, status=UserCoupon.Status.LOCKED).update(
+        status=UserCoupon.Status.UNUSED, order=None
+    )
+
+
+# Points ledger
+
+
+def lock_points_account(*, user: User) -> PointsAccount | None:
+    """The caller's account, row-locked until the transaction ends; None when it never had points."""
+    return PointsAccount.objects.select_for_update().filter(user=user).first()
+
+
+def _lock_or_create_account(*, user: User) -> PointsAccount:
+    # ignore_conflicts makes creation safe when two first credits race; the lock then serializes them.
+    PointsAccount.objects.bulk_create([PointsAccount(user=user)], ignore_conflicts=True)
+    return PointsAccount.objects.select_for_update().get(user=user)
+
+
+def _write(*, account: PointsAccount, delta: int, reason: str, order=None) -> PointsEntry:
+    new_balance = account.balance + delta
+    if new_balance < 0:
+        raise DomainError(
+            BillingErrorCode.INSUFFICIENT_POINTS,
+            f"You have {account.balance} points; {-delta} are needed.",
+            details={"balance": account.balance, "requested": -delta},
+        )
+    account.balance = new_balance
+    account.save(update_fields=["balance"])
+    return PointsEntry.objects.create(
+        account=account, delta=delta, balance_after=new_balance, reason=reason, order=order
+    )
+
+
+def debit_points(*, account: PointsAccount, amount: int, order) -> PointsEntry:
+    """Takes points from an account the caller has already locked (checkout's lock order)."""
+    assert amount > 0
+    return _write(account=account, delta=-amount, reason=PointsEntry.Reason.ORDER_DEBIT, order=order)
+
+
+@transaction.atomic
+def credit_points(*, user: User, amount: int, reason: str, order=None) -> PointsEntry:
+    assert amount > 0
+    return _write(account=_lock_or_create_account(user=user), delta=amount, reason=reason, order=order)
+
+
+@transaction.atomic
+def take_back_points(*, user: User, amount: int, reason: str, order=None) -> PointsEntry | None:
+    """Reverses earned points as far as the balance allows (never below zero); None if nothing to take."""
+    account = _lock_or_create_account(user=user)
+    taken = min(amount, account.balance)
+    if taken <= 0:
+        return None
+    return _write(account=account, delta=-taken, reason=reason, order=order)

@@ -1,0 +1,194 @@
+"""Turning the selected cart into an order exactly once (DESIGN.md "Idempotent order placement")."""
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from billing import services as billing
+from core.errors import DomainError
+from core.models import User
+from orders import events
+from orders.errors import OrderErrorCode
+from orders.models import CartItem, Order, OrderLine
+from orders.pricing import Quote, coupon_terms, quote
+from orders.selectors import check_not_owned
+from orders.services.settlement import settle_paid_order
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_CONSTRAINT = "order_unique_user_idempotency_key"
+# How long a duplicate submit waits for the first one to finish before answering 409.
+LOCK_TIMEOUT = "5s"
+
+
+@dataclass(frozen=True)
+class Placement:
+    order: Order
+    replayed: bool
+
+
+def new_order_no() -> str:
+    """Sortable by time (to the microsecond), then 4 random digits: 24 characters."""
+    return timezone.now().strftime("%Y%m%d%H%M%S%f") + f"{secrets.randbelow(10_000):04d}"
+
+
+def request_fingerprint(*, pay_type: str, user_coupon_id: int | None, points: int) -> str:
+    canonical = json.dumps(
+        {"pay_type": pay_type, "points": points, "user_coupon_id": user_coupon_id},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_idempotency_key(idempotency_key: str | None) -> str:
+    key = (idempotency_key or "").strip()
+    if not key:
+        raise DomainError(OrderErrorCode.IDEMPOTENCY_KEY_REQUIRED, "Send an Idempotency-Key header (e.g. a UUID).")
+    if len(key) > 255 or not key.isascii() or not key.isprintable():
+        raise DomainError(
+            OrderErrorCode.IDEMPOTENCY_KEY_REQUIRED, "The Idempotency-Key must be 1 to 255 printable ASCII characters."
+        )
+    return key
+
+
+def _replay(*, user: User, idempotency_key: str, fingerprint: str) -> Placement | None:
+    order = Order.objects.filter(user=user, idempotency_key=idempotency_key).first()
+    if order is None:
+        return None
+    if order.request_fingerprint != fingerprint:
+        raise DomainError(
+            OrderErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "This Idempotency-Key was used for a different request; use a new key for a new order.",
+            details={"order_no": order.order_no},
+        )
+    return Placement(order=order, replayed=True)
+
+
+def _is_idempotency_conflict(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    return constraint == IDEMPOTENCY_CONSTRAINT or (constraint is None and "idempotency_key" in str(exc))
+
+
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == "55P03"
+
+
+def place_order(
+    *, user: User, idempotency_key: str | None, pay_type: str, user_coupon_id: int | None, points: int
+) -> Placement:
+    key = check_idempotency_key(idempotency_key)
+    fingerprint = request_fingerprint(pay_type=pay_type, user_coupon_id=user_coupon_id, points=points)
+    replay = _replay(user=user, idempotency_key=key, fingerprint=fingerprint)
+    if replay:
+        return replay
+    stage = "insert"
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            # The row goes in first: a concurrent duplicate blocks on the unique index right here
+            # and fails once we commit, instead of doing the whole checkout a second time.
+            order = Order.objects.create(
+                order_no=new_order_no(),
+                user=user,
+                pay_type=pay_type,
+                idempotency_key=key,
+                request_fingerprint=fingerprint,
+                expires_at=timezone.now() + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS),
+            )
+            stage = "checkout"
+            _fill_order(order=order, user=user, user_coupon_id=user_coupon_id, points=points)
+    except IntegrityError as exc:
+        if not _is_idempotency_conflict(exc):
+            raise
+        replay = _replay(user=user, idempotency_key=key, fingerprint=fingerprint)
+        if replay is None:  # the winner failed and rolled back: nothing to replay, try again
+            raise DomainError(
+                OrderErrorCode.IDEMPOTENCY_KEY_IN_USE, "Retry: a request with this key just failed."
+            ) from exc
+        return replay
+    except OperationalError as exc:
+        if not _is_lock_timeout(exc):
+            raise
+        if stage == "insert":
+            raise DomainError(
+                OrderErrorCode.IDEMPOTENCY_KEY_IN_USE, "A request with this Idempotency-Key is still being processed."
+            ) from exc
+        raise DomainError(OrderErrorCode.CHECKOUT_BUSY, "Your cart is being checked out by another request.") from exc
+    return Placement(order=order, replayed=False)
+
+
+def _lock_selected_cart(*, user: User) -> list[CartItem]:
+    items = list(
+        CartItem.objects.select_for_update(of=("self",))
+        .filter(user=user, selected=True)
+        .select_related("course")
+        .order_by("pk")
+    )
+    return [item for item in items if item.course.is_active]
+
+
+def _fill_order(*, order: Order, user: User, user_coupon_id: int | None, points: int) -> None:
+    # Lock order: order row (inserted), cart rows by pk, points account, user coupon. Every limit
+    # is checked after its lock is held, so a concurrent checkout cannot spend the same thing.
+    items = _lock_selected_cart(user=user)
+    if not items:
+        raise DomainError(OrderErrorCode.CART_EMPTY, "Select at least one course in your cart.")
+    course_ids = [item.course_id for item in items]
+    check_not_owned(user=user, course_ids=course_ids, exclude_order=order)
+    subtotal = sum((item.course.price for item in items), start=order.subtotal)
+
+    account = billing.lock_points_account(user=user) if points else None
+    user_coupon = billing.lock_user_coupon(user=user, user_coupon_id=user_coupon_id) if user_coupon_id else None
+    if user_coupon is not None:
+        billing.check_coupon_applies(user_coupon=user_coupon, subtotal=subtotal)
+    priced: Quote = quote(
+        subtotal=subtotal,
+        terms=coupon_terms(user_coupon),
+        points=points,
+        points_balance=account.balance if account else 0,
+        points_per_yuan=settings.POINTS_PER_YUAN,
+    )
+
+    OrderLine.objects.bulk_create(
+        [
+            OrderLine(
+                order=order,
+                course=item.course,
+                name=item.course.name,
+                picture_url=item.course.picture_url,
+                price=item.course.price,
+            )
+            for item in items
+        ]
+    )
+    CartItem.objects.filter(pk__in=[item.pk for item in items]).delete()
+    if user_coupon is not None:
+        billing.lock_coupon_for_order(user_coupon=user_coupon, order=order)
+    if account is not None and priced.points_used:
+        billing.debit_points(account=account, amount=priced.points_used, order=order)
+
+    order.subtotal = priced.subtotal
+    order.coupon_discount = priced.coupon_discount
+    order.points_used = priced.points_used
+    order.points_discount = priced.points_discount
+    order.pay_amount = priced.pay_amount
+    order.user_coupon = user_coupon
+    order.save(
+        update_fields=["subtotal", "coupon_discount", "points_used", "points_discount", "pay_amount", "user_coupon"]
+    )
+    if order.pay_amount == 0:
+        # Nothing to pay: the order is paid at once, with no Alipay trade.
+        settle_paid_order(order=order, trade_no="", course_ids=course_ids)
+    else:
+        events.order_placed(order.order_no)

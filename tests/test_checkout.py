@@ -1,0 +1,303 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.models import PointsAccount, PointsEntry, UserCoupon
+from core.models import Enrollment
+from orders.models import CartItem, Order, OrderLine
+from tests.conftest import assert_error, assert_ledger_consistent
+from tests.factories import (
+    CartItemFactory,
+    CourseFactory,
+    EnrollmentFactory,
+    fill_cart,
+    give_coupon,
+    give_points,
+    percent_coupon,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def place(api, body=None, key="key-1"):
+    headers = {"Idempotency-Key": key} if key is not None else {}
+    return api.post(
+        "/orders", {"pay_type": "alipay", "user_coupon_id": None, "points": 0, **(body or {})}, headers=headers
+    )
+
+
+def snapshot():
+    """Everything a failed checkout must leave untouched."""
+    return (
+        Order.objects.count(),
+        OrderLine.objects.count(),
+        sorted(CartItem.objects.values_list("pk", "selected")),
+        sorted(UserCoupon.objects.values_list("pk", "status")),
+        sorted(PointsAccount.objects.values_list("pk", "balance")),
+        PointsEntry.objects.count(),
+        Enrollment.objects.count(),
+    )
+
+
+def test_preview_prices_the_selected_cart(api, user):
+    fill_cart(user, "199.00", "101.00")
+    CartItemFactory(user=user, selected=False)
+    coupon = give_coupon(user, threshold="100.00", amount_off="20.00")
+    give_coupon(user, threshold="1000.00")  # not usable: threshold
+    give_points(user, 5000)
+    body = api.get(f"/checkout/preview?user_coupon_id={coupon.pk}&points=150").json()
+    assert [line["price"] for line in body["lines"]] == ["199.00", "101.00"]
+    assert body["subtotal"] == "300.00"
+    assert [c["id"] for c in body["usable_coupons"]] == [coupon.pk]
+    assert body["usable_coupons"][0]["discount"] == "20.00"
+    assert (body["coupon_discount"], body["points_discount"], body["pay_amount"]) == ("20.00", "15.00", "265.00")
+    assert (body["points_balance"], body["max_points"], body["points_per_yuan"]) == (5000, 2800, 10)
+
+
+def test_preview_errors(api, user):
+    assert_error(api.get("/checkout/preview"), 422, "cart_empty")
+    fill_cart(user, "50.00")
+    give_points(user, 100)
+    assert_error(api.get("/checkout/preview?points=101"), 422, "insufficient_points")
+    assert_error(api.get("/checkout/preview?user_coupon_id=999"), 422, "coupon_invalid")
+    assert_error(api.get("/checkout/preview?points=-1"), 422, "validation_error")
+
+
+def test_place_order_takes_everything_under_one_transaction(api, user, settings):
+    settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 1800
+    items = fill_cart(user, "199.00", "0.99")
+    keep = CartItemFactory(user=user, selected=False)
+    coupon = give_coupon(user, coupon=percent_coupon())  # 20% off
+    give_points(user, 5000)
+    before = timezone.now()
+    response = place(api, {"user_coupon_id": coupon.pk, "points": 333})
+    assert response.status_code == 201, response.content
+    assert "Idempotent-Replayed" not in response
+    order = response.json()
+    # 199.99 * 20% = 39.998 -> 40.00; 333 points = 33.30
+    assert order["subtotal"] == "199.99"
+    assert order["coupon_discount"] == "40.00"
+    assert (order["points_used"], order["points_discount"]) == (333, "33.30")
+    assert order["pay_amount"] == "126.69"
+    assert order["status"] == "pending" and order["user_coupon_id"] == coupon.pk
+    assert [line["course_id"] for line in order["lines"]] == [i.course_id for i in items]
+    assert order["lines"][0]["price"] == "199.00"
+    expires = timezone.datetime.fromisoformat(order["expires_at"])
+    assert before + timedelta(seconds=1795) < expires < timezone.now() + timedelta(seconds=1805)
+
+    assert list(CartItem.objects.filter(user=user)) == [keep]
+    coupon.refresh_from_db()
+    assert coupon.status == "locked" and coupon.order.order_no == order["order_no"]
+    assert PointsAccount.objects.get(user=user).balance == 5000 - 333
+    debit = PointsEntry.objects.get(reason="order_debit")
+    assert (debit.delta, debit.balance_after, debit.order.order_no) == (-333, 4667, order["order_no"])
+    assert_ledger_consistent()
+
+
+def test_snapshot_keeps_the_price_paid(api, user):
+    (item,) = fill_cart(user, "10.00")
+    order_no = place(api).json()["order_no"]
+    item.course.price = Decimal("99.00")
+    item.course.name = "Renamed"
+    item.course.save()
+    line = api.get(f"/orders/{order_no}").json()["lines"][0]
+    assert (line["price"], line["name"]) == ("10.00", OrderLine.objects.get().name)
+    assert line["name"] != "Renamed"
+
+
+def test_replay_returns_the_same_order(api, user):
+    fill_cart(user, "10.00")
+    first = place(api, key="same")
+    second = place(api, key="same")
+    assert second.status_code == 201
+    assert second["Idempotent-Replayed"] == "true"
+    assert second.json() == first.json()
+    assert Order.objects.count() == 1
+
+
+def test_same_key_different_body_is_422(api, user):
+    fill_cart(user, "10.00")
+    give_points(user, 10)
+    place(api, key="same")
+    assert_error(place(api, {"points": 5}, key="same"), 422, "idempotency_key_reused")
+    assert Order.objects.count() == 1
+
+
+def test_key_is_per_user(api, client_for, user, other_user):
+    fill_cart(user, "10.00")
+    fill_cart(other_user, "10.00")
+    assert place(api, key="k").status_code == 201
+    assert place(client_for(other_user), key="k").status_code == 201
+    assert Order.objects.count() == 2
+
+
+@pytest.mark.parametrize("key", [None, "", "   ", "x" * 256, "ключ"])
+def test_missing_or_bad_key_is_400(api, user, key):
+    fill_cart(user, "10.00")
+    before = snapshot()
+    assert_error(place(api, key=key), 400, "idempotency_key_required")
+    assert snapshot() == before
+
+
+def test_cart_empty(api, user):
+    CartItemFactory(user=user, selected=False)
+    CartItemFactory(user=user, course=CourseFactory(is_active=False))
+    before = snapshot()
+    assert_error(place(api), 422, "cart_empty")
+    assert snapshot() == before
+
+
+def _expired_coupon(user):
+    coupon = give_coupon(user, threshold="0.00")
+    UserCoupon.objects.filter(pk=coupon.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
+    return coupon
+
+
+def _future_coupon(user):
+    coupon = give_coupon(user, threshold="0.00")
+    UserCoupon.objects.filter(pk=coupon.pk).update(starts_at=timezone.now() + timedelta(hours=1))
+    return coupon
+
+
+@pytest.mark.parametrize(
+    "make_coupon,reason",
+    [
+        (lambda user, other: give_coupon(other, threshold="0.00"), "unknown"),
+        (lambda user, other: give_coupon(user, threshold="500.00"), "below_threshold"),
+        (lambda user, other: _expired_coupon(user), "expired"),
+        (lambda user, other: _future_coupon(user), "not_started"),
+    ],
+)
+def test_coupon_invalid_changes_nothing(api, user, other_user, make_coupon, reason):
+    fill_cart(user, "100.00")
+    coupon = make_coupon(user, other_user)
+    before = snapshot()
+    body = assert_error(place(api, {"user_coupon_id": coupon.pk}), 422, "coupon_invalid")
+    assert body["details"]["reason"] == reason
+    assert snapshot() == before
+
+
+def test_coupon_already_locked_by_another_order(api, user):
+    fill_cart(user, "100.00")
+    coupon = give_coupon(user, threshold="0.00")
+    assert place(api, {"user_coupon_id": coupon.pk}, key="a").status_code == 201
+    fill_cart(user, "100.00")
+    body = assert_error(place(api, {"user_coupon_id": coupon.pk}, key="b"), 422, "coupon_invalid")
+    assert body["details"]["reason"] == "not_unused"
+
+
+def test_points_errors_change_nothing(api, user):
+    fill_cart(user, "10.00")
+    give_points(user, 500)
+    before = snapshot()
+    assert_error(place(api, {"points": 501}), 422, "insufficient_points")
+    assert_error(place(api, {"points": 101}), 422, "points_exceed_limit")  # 10.00 yuan = 100 points
+    assert snapshot() == before
+
+
+def test_points_without_account_is_insufficient(api, user):
+    fill_cart(user, "10.00")
+    assert_error(place(api, {"points": 1}), 422, "insufficient_points")
+    assert not Order.objects.exists()
+
+
+def test_failed_attempt_can_be_retried_with_the_same_key(api, user):
+    fill_cart(user, "10.00")
+    assert_error(place(api, {"points": 50}, key="retry"), 422, "insufficient_points")
+    give_points(user, 50)
+    response = place(api, {"points": 50}, key="retry")
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response
+    assert response.json()["pay_amount"] == "5.00"
+
+
+def test_already_purchased_and_pending_courses(api, user):
+    (item,) = fill_cart(user, "10.00")
+    EnrollmentFactory(user=user, course=item.course)
+    before = snapshot()
+    body = assert_error(place(api), 422, "already_purchased")
+    assert body["details"]["enrolled_course_ids"] == [item.course_id]
+    assert snapshot() == before
+
+
+def test_course_waiting_in_another_pending_order_is_refused(api, user):
+    (item,) = fill_cart(user, "10.00")
+    first = place(api, key="a").json()
+    CartItemFactory(user=user, course=item.course)
+    body = assert_error(place(api, key="b"), 422, "already_purchased")
+    assert body["details"]["pending"] == {str(item.course_id): first["order_no"]}
+
+
+def test_zero_amount_order_is_paid_at_once(api, user):
+    items = fill_cart(user, "30.00")
+    coupon = give_coupon(user, threshold="0.00", amount_off="50.00")
+    order = place(api, {"user_coupon_id": coupon.pk}).json()
+    assert (order["status"], order["pay_amount"], order["coupon_discount"]) == ("paid", "0.00", "30.00")
+    assert order["paid_at"] is not None
+    assert Enrollment.objects.filter(user=user, course=items[0].course).exists()
+    coupon.refresh_from_db()
+    assert coupon.status == "used"
+    assert not PointsEntry.objects.filter(reason="order_earned").exists()
+
+
+def test_points_can_pay_everything(api, user):
+    fill_cart(user, "12.34")
+    give_points(user, 1000)
+    order = place(api, {"points": 123}).json()
+    assert (order["pay_amount"], order["status"]) == ("0.04", "pending")
+    order = place(api, {"points": 0}, key="again")
+    assert order.status_code == 422  # cart is empty now
+
+
+CHECKOUT_MAX_QUERIES = 20
+
+
+def _checkout_queries(client_for, size: int, max_queries) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import UserFactory
+
+    user = UserFactory()
+    fill_cart(user, *["50.00"] * size)
+    coupon = give_coupon(user, threshold="0.00")
+    give_points(user, 1000)
+    client = client_for(user)
+    with max_queries(CHECKOUT_MAX_QUERIES), CaptureQueriesContext(connection) as queries:
+        response = place(client, {"user_coupon_id": coupon.pk, "points": 10})
+    assert response.status_code == 201, response.content
+    assert len(response.json()["lines"]) == size
+    return len(queries)
+
+
+def test_place_order_query_count_does_not_grow_with_the_cart(client_for, django_assert_max_num_queries):
+    one = _checkout_queries(client_for, 1, django_assert_max_num_queries)
+    twenty = _checkout_queries(client_for, 20, django_assert_max_num_queries)
+    assert one == twenty
+
+
+def test_failure_after_the_insert_rolls_everything_back(api, user, monkeypatch):
+    from billing import services as billing
+
+    fill_cart(user, "10.00", "20.00")
+    coupon = give_coupon(user, threshold="0.00")
+    give_points(user, 100)
+    before = snapshot()
+
+    def broken_ledger(**kwargs):
+        raise RuntimeError("disk full while writing the ledger")
+
+    monkeypatch.setattr(billing, "debit_points", broken_ledger)
+    response = place(api, {"user_coupon_id": coupon.pk, "points": 50})
+    assert_error(response, 500, "internal_error")
+    assert snapshot() == before
+    monkeypatch.undo()
+    assert place(api, {"user_coupon_id": coupon.pk, "points": 50}).status_code == 201
+
+
+def test_body_validation(api, user):
+    fill_cart(user, "10.00")
+    for body in [{"pay_type": "wechat"}, {"points": -5}, {"points": "lots"}, {"user_coupon_id": 0}, {"points": 10**13}]:
+        assert_error(place(api, body), 422, "validation_error")
+    assert not Order.objects.exists()
