@@ -143,3 +143,33 @@ class PaymentNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.out_trade_no} {self.trade_status} -> {self.verdict}"
+
+
+class DevGatewayTrade(models.Model):
+    """A trade held by the built-in Alipay stand-in (billing.dev_gateway), playing the part of
+    Alipay's own records. Never used when a real gateway is configured."""
+
+    class Status(models.TextChoices):
+        WAIT_BUYER_PAY = "WAIT_BUYER_PAY"
+        TRADE_SUCCESS = "TRADE_SUCCESS"
+        TRADE_CLOSED = "TRADE_CLOSED"
+
+    out_trade_no = models.CharField(max_length=64, unique=True)
+    trade_no = models.CharField(max_length=64, blank=True)
+    total_amount = models.DecimalField(max_digits=10, decimal_places=2)
+    subject = models.CharField(max_length=256)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.WAIT_BUYER_PAY)
+    notify_url = models.CharField(max_length=500, blank=True)
+    return_url = models.CharField(max_length=500, blank=True)
+    time_expire = models.DateTimeField(null=True, blank=True)
+    refunded_amount = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"))
+    # Every out_request_no already refunded: Alipay refunds each at most once.
+    refund_request_nos = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.out_trade_no} {self.total_amount} {self.status}"

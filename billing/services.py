@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from billing.errors import BillingErrorCode
-from billing.models import Coupon, PointsAccount, PointsEntry, UserCoupon
+from billing.models import Coupon, PaymentNotification, PointsAccount, PointsEntry, UserCoupon
 from core.errors import DomainError
 from core.models import User
 
@@ -152,3 +152,20 @@ def take_back_points(*, user: User, amount: int, reason: str, order=None) -> Poi
     if taken <= 0:
         return None
     return _write(account=account, delta=-taken, reason=reason, order=order)
+
+
+# Alipay notifies
+
+
+def record_notification(*, params: dict[str, str], verdict: str, reason: str = "", order=None) -> PaymentNotification:
+    return PaymentNotification.objects.create(
+        notify_id=params.get("notify_id", "")[:128],
+        out_trade_no=params.get("out_trade_no", "")[:64],
+        trade_no=params.get("trade_no", "")[:64],
+        trade_status=params.get("trade_status", "")[:32],
+        total_amount=params.get("total_amount", "")[:32],
+        raw=params,
+        verdict=verdict,
+        reason=reason[:200],
+        order=order,
+    )

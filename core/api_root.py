@@ -94,7 +94,7 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 def mount_routers() -> None:
     from billing.api import coupons_router, me_router
     from core.api import auth_router, courses_router, health_router
-    from orders.api import cart_router, checkout_router, orders_router
+    from orders.api import cart_router, checkout_router, orders_router, payments_router
 
     api.add_router("/auth", auth_router)
     api.add_router("/courses", courses_router)
@@ -104,6 +104,7 @@ def mount_routers() -> None:
     api.add_router("/me", me_router)
     api.add_router("/checkout", checkout_router)
     api.add_router("/orders", orders_router)
+    api.add_router("/payments", payments_router)
 
 
 mount_routers()

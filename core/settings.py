@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "ninja",
+    "django_dramatiq",
     "core",
     "billing",
     "orders",
@@ -99,6 +100,30 @@ else:
 USES_EMBEDDED_DATABASE = not DATABASE_URL
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+
+# Dramatiq through django-dramatiq. Its default broker is RabbitMQ, so the broker is always named
+# here: Redis from REDIS_URL, or, in the embedded default, the in-memory StubBroker drained by a
+# worker thread inside the web process (workers.embedded, started by `make run`).
+DRAMATIQ_BROKER = {
+    "BROKER": "dramatiq.brokers.redis.RedisBroker" if REDIS_URL else "dramatiq.brokers.stub.StubBroker",
+    # Short socket timeouts: with Redis down, placing an order must fail its enqueue fast (and
+    # leave the order to the sweeper), not hang the request.
+    "OPTIONS": {"url": REDIS_URL, "socket_connect_timeout": 2, "socket_timeout": 10} if REDIS_URL else {},
+    "MIDDLEWARE": [
+        "dramatiq.middleware.AgeLimit",
+        "dramatiq.middleware.TimeLimit",
+        "dramatiq.middleware.ShutdownNotifications",
+        "dramatiq.middleware.Callbacks",
+        "dramatiq.middleware.Retries",
+        # Closes Django's DB connections around each message, as request handling does.
+        "django_dramatiq.middleware.DbConnectionsMiddleware",
+    ],
+}
+DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
+# Set by `make run` for the embedded default: run a Dramatiq worker and the sweeper in-process.
+RUN_EMBEDDED_WORKER = env_bool("RUN_EMBEDDED_WORKER", False)
+SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 60)
+SWEEP_BATCH_SIZE = env_int("SWEEP_BATCH_SIZE", 200)
 
 AUTH_USER_MODEL = "core.User"
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,4 +1,6 @@
-from django.http import HttpRequest, HttpResponse
+import logging
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from ninja import Header, Query, Router, Status
 from ninja.pagination import paginate
 
@@ -13,10 +15,12 @@ from orders.schemas import (
     CheckoutQuery,
     OrderFilter,
     OrderOut,
+    PayOut,
     PlaceOrderIn,
     SelectionIn,
 )
 
+logger = logging.getLogger(__name__)
 cart_router = Router(tags=["cart"], auth=jwt_auth)
 
 
@@ -88,5 +92,42 @@ def get_order(request: HttpRequest, order_no: str):
 
 @orders_router.post("/{order_no}/cancel", response={200: OrderOut, 404: ErrorOut, 409: ErrorOut})
 def cancel_order(request: HttpRequest, order_no: str):
-    services.cancel_order(user=request.auth, order_no=order_no, reason="user")
+    services.cancel_order(user=request.auth, order_no=order_no)
     return selectors.get_user_order(user=request.auth, order_no=order_no)
+
+
+@orders_router.post("/{order_no}/pay", response={200: PayOut, 404: ErrorOut, 409: ErrorOut})
+def pay_order(request: HttpRequest, order_no: str):
+    return {"pay_url": services.request_payment(user=request.auth, order_no=order_no)}
+
+
+payments_router = Router(tags=["payments"], auth=None)
+FORM_BODY = {
+    "requestBody": {
+        "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": True}}}
+    }
+}
+
+
+@payments_router.post("/alipay/notify", openapi_extra=FORM_BODY, response={200: str})
+def alipay_notify(request: HttpRequest):
+    """Alipay's asynchronous notify. Answers exactly `success` once we hold the outcome, else
+    `failure`, which makes Alipay send it again (for up to 25 hours)."""
+    try:
+        # .dict() keeps one value per field, decoded once (DESIGN.md "Alipay rules that bite").
+        settled = services.handle_alipay_notify(params=request.POST.dict())
+    except Exception:
+        logger.exception("alipay notify failed")
+        settled = False
+    return HttpResponse("success" if settled else "failure", content_type="text/plain")
+
+
+@payments_router.get("/alipay/return", response={302: None})
+def alipay_return(request: HttpRequest):
+    """The buyer's browser coming back from the cashier: a hint, redirected to the order page."""
+    try:
+        location = services.handle_alipay_return(params=request.GET.dict())
+    except Exception:
+        logger.exception("alipay return failed")
+        location = services.frontend_order_url(request.GET.get("out_trade_no", ""), outcome="error")
+    return HttpResponseRedirect(location)

@@ -50,6 +50,9 @@ class Order(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=20, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
+    # Set when we first sign a page-pay URL: before that no Alipay trade can exist, so expiry
+    # need not ask Alipay about it.
+    pay_requested_at = models.DateTimeField(null=True, blank=True)
     trade_no = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

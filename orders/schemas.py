@@ -112,3 +112,7 @@ class CheckoutPreviewOut(Schema):
         return [
             {**UserCouponOut.from_orm(c.user_coupon).model_dump(), "discount": c.discount} for c in obj.usable_coupons
         ]
+
+
+class PayOut(Schema):
+    pay_url: str

@@ -1,7 +1,10 @@
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from core.auth import ACCESS, encode_token
@@ -87,3 +90,25 @@ def assert_ledger_consistent() -> None:
     for account in PointsAccount.objects.annotate(total=Sum("entries__delta")):
         assert account.balance >= 0, account
         assert account.balance == (account.total or 0), (account.balance, account.total)
+
+
+def run_together(jobs: list[Callable[[], object]]) -> list[object]:
+    """Starts every job at the same instant on its own thread (and DB connection)."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[object] = [None] * len(jobs)
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = jobs[i]()
+        except Exception as exc:  # surfaced by the assertions below
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results

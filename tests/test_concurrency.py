@@ -1,42 +1,17 @@
 """Races with real threads against Postgres; each test asserts the invariants that money needs."""
 
 import random
-import threading
 from collections import Counter
-from collections.abc import Callable
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 
 from billing.models import Coupon, PointsAccount, PointsEntry, UserCoupon
 from orders.models import Order, OrderLine
-from tests.conftest import ApiClient, assert_ledger_consistent
+from tests.conftest import ApiClient, assert_ledger_consistent, run_together
 from tests.factories import CourseFactory, UserFactory, fill_cart, give_coupon, give_points
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_together(jobs: list[Callable[[], object]]) -> list[object]:
-    """Starts every job at the same instant on its own thread (and DB connection)."""
-    barrier = threading.Barrier(len(jobs))
-    results: list[object] = [None] * len(jobs)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = jobs[i]()
-        except Exception as exc:  # surfaced by the assertions below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def post_order(user, key: str, **body):

@@ -1,17 +1,35 @@
 """Orders' business actions: the only code in this app that writes."""
 
+from orders.services.cancellation import cancel_expired_order, cancel_order, overdue_order_numbers
 from orders.services.cart import add_to_cart, remove_cart_item, set_cart_item_selected, set_cart_selection
 from orders.services.checkout import Placement, place_order
-from orders.services.settlement import cancel_order, lock_order, settle_paid_order
+from orders.services.payment import (
+    frontend_order_url,
+    handle_alipay_notify,
+    handle_alipay_return,
+    refund_cancelled_payment,
+    request_payment,
+)
+from orders.services.settlement import lock_order, settle_paid_order
+from orders.services.sweeper import SweepReport, sweep_overdue_orders
 
 __all__ = [
     "Placement",
     "add_to_cart",
+    "cancel_expired_order",
     "cancel_order",
+    "frontend_order_url",
+    "handle_alipay_notify",
+    "handle_alipay_return",
+    "overdue_order_numbers",
+    "refund_cancelled_payment",
+    "request_payment",
     "lock_order",
     "place_order",
     "remove_cart_item",
     "set_cart_item_selected",
     "set_cart_selection",
     "settle_paid_order",
+    "SweepReport",
+    "sweep_overdue_orders",
 ]

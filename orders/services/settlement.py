@@ -4,7 +4,6 @@ taken first, so paying and cancelling cannot both win."""
 import math
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from billing import services as billing
@@ -68,16 +67,3 @@ def cancel_locked_order(*, order: Order, reason: str) -> Order:
     order.save(update_fields=["status", "cancelled_at", "cancel_reason"])
     release_order_holds(order=order)
     return order
-
-
-@transaction.atomic
-def cancel_order(*, order_no: str, reason: str, user: User | None = None) -> Order:
-    """Cancels a pending order (the user's, when `user` is given); 409 for any other state."""
-    order = lock_order(order_no=order_no, user=user)
-    if order.status != Order.Status.PENDING:
-        raise DomainError(
-            OrderErrorCode.ORDER_NOT_CANCELLABLE,
-            f"Order {order_no} is {order.status}; only pending orders can be cancelled.",
-            details={"status": order.status},
-        )
-    return cancel_locked_order(order=order, reason=reason)

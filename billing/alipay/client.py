@@ -1,0 +1,276 @@
+"""The calls we make to the Alipay gateway, and the checks on what comes back.
+
+Every server-to-server answer is verified with Alipay's public key before any field of it is
+read; a trade that "does not exist" or "is closed" is only believed from a signed answer.
+"""
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.urls import reverse
+
+from billing.alipay.errors import AlipayError, AlipayKeyError
+from billing.alipay.formats import BEIJING, beijing_time, compact_json, format_amount, parse_amount
+from billing.alipay.keys import RsaKey, load_private_key, load_public_key
+from billing.alipay.signing import sign, verify_notification, verify_response
+
+SUCCESS = "10000"
+TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
+PAID_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
+
+
+@dataclass(frozen=True)
+class TradeQuery:
+    out_trade_no: str
+    trade_no: str
+    trade_status: str
+    total_amount: Decimal
+
+    @property
+    def is_paid(self) -> bool:
+        return self.trade_status in PAID_STATUSES
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    out_trade_no: str
+    trade_no: str
+    # Alipay's meaning: the total refunded on this trade so far, not this request's amount.
+    refund_fee: Decimal
+    # False when this request moved no money, e.g. a repeat of an out_request_no already refunded.
+    fund_change: bool
+
+
+class AlipayClient:
+    def __init__(
+        self,
+        app_id: str,
+        app_private_key: RsaKey | str,
+        alipay_public_key: RsaKey | str,
+        gateway_url: str,
+        notify_url: str,
+        return_url: str,
+        seller_id: str = "",
+        timeout: float = 10,
+    ) -> None:
+        self.app_id = app_id
+        self.app_private_key = (
+            load_private_key(app_private_key) if isinstance(app_private_key, str) else app_private_key
+        )
+        self.alipay_public_key = (
+            load_public_key(alipay_public_key) if isinstance(alipay_public_key, str) else alipay_public_key
+        )
+        self.gateway_url = gateway_url
+        self.notify_url = notify_url
+        self.return_url = return_url
+        self.seller_id = seller_id
+        self.timeout = timeout
+
+    # Browser flow -----------------------------------------------------------------------------
+
+    def page_pay_url(self, *, out_trade_no: str, total_amount: Decimal, subject: str, time_expire: datetime) -> str:
+        """The signed URL that sends the buyer's browser to Alipay's cashier page."""
+        if total_amount <= 0:
+            raise ValueError("Alipay takes no trade of 0.00; settle free orders without it.")
+        params = self._common_params("alipay.trade.page.pay")
+        params["notify_url"] = self.notify_url
+        params["return_url"] = self.return_url
+        params["biz_content"] = compact_json(
+            {
+                "out_trade_no": out_trade_no,
+                "total_amount": format_amount(total_amount),
+                "subject": subject,
+                "product_code": "FAST_INSTANT_TRADE_PAY",
+                # Alipay closes the trade itself at our deadline, so a buyer cannot pay an
+                # order we have already cancelled.
+                "time_expire": beijing_time(time_expire),
+            }
+        )
+        params["sign"] = sign(params, self.app_private_key)
+        separator = "&" if "?" in self.gateway_url else "?"
+        return f"{self.gateway_url}{separator}{urlencode(params)}"
+
+    # Server-to-server calls -------------------------------------------------------------------
+
+    def query_trade(self, *, out_trade_no: str) -> TradeQuery | None:
+        """The trade's state at Alipay, or None when Alipay has no such trade (the buyer never
+        reached the cashier)."""
+        method = "alipay.trade.query"
+        answer = self._call(method, {"out_trade_no": out_trade_no})
+        if _is_trade_not_exist(answer):
+            _require_same_trade(method, answer, out_trade_no, required=False)
+            return None
+        _require_success(method, answer)
+        _require_same_trade(method, answer, out_trade_no)
+        try:
+            return TradeQuery(
+                out_trade_no=answer["out_trade_no"],
+                trade_no=str(answer.get("trade_no", "")),
+                trade_status=str(answer["trade_status"]),
+                total_amount=parse_amount(answer["total_amount"]),
+            )
+        except (KeyError, ValueError) as exc:
+            raise AlipayError(f"{method}: incomplete answer: {exc}") from exc
+
+    def close_trade(self, *, out_trade_no: str) -> bool:
+        """Close an unpaid trade. False when Alipay has no such trade, which is the usual case
+        for an order whose buyer never opened the cashier. A trade that is not waiting for the
+        buyer (paid, or already closed) raises AlipayError with sub_code ACQ.TRADE_STATUS_ERROR:
+        query the trade to tell which."""
+        method = "alipay.trade.close"
+        answer = self._call(method, {"out_trade_no": out_trade_no})
+        if _is_trade_not_exist(answer):
+            _require_same_trade(method, answer, out_trade_no, required=False)
+            return False
+        _require_success(method, answer)
+        # Alipay documents out_trade_no as optional in this answer.
+        _require_same_trade(method, answer, out_trade_no, required=False)
+        return True
+
+    def refund_trade(self, *, out_trade_no: str, refund_amount: Decimal, out_request_no: str) -> RefundResult:
+        """Refund part or all of a paid trade. Alipay refunds one out_request_no at most once,
+        so retrying with the same out_request_no after a timeout is safe."""
+        if refund_amount <= 0:
+            raise ValueError("A refund must be positive.")
+        method = "alipay.trade.refund"
+        answer = self._call(
+            method,
+            {
+                "out_trade_no": out_trade_no,
+                "refund_amount": format_amount(refund_amount),
+                "out_request_no": out_request_no,
+            },
+        )
+        _require_success(method, answer)
+        _require_same_trade(method, answer, out_trade_no)
+        try:
+            return RefundResult(
+                out_trade_no=answer["out_trade_no"],
+                trade_no=str(answer.get("trade_no", "")),
+                refund_fee=parse_amount(answer["refund_fee"]),
+                fund_change=answer["fund_change"] == "Y",
+            )
+        except (KeyError, ValueError) as exc:
+            raise AlipayError(f"{method}: incomplete answer: {exc}") from exc
+
+    # Notifies and returns ---------------------------------------------------------------------
+
+    def verify_notification(self, params: dict[str, Any]) -> bool:
+        """Whether a notify / return was signed by Alipay; pass `request.POST.dict()` (or GET)."""
+        return verify_notification(params, self.alipay_public_key)
+
+    def is_ours(self, params: dict[str, Any]) -> bool:
+        """Whether a verified notify is for our app (and seller, when one is configured): Alipay
+        signs notifies for every app with the same key, so a valid signature alone is not enough."""
+        if params.get("app_id") != self.app_id:
+            return False
+        return not self.seller_id or params.get("seller_id") == self.seller_id
+
+    # Plumbing ---------------------------------------------------------------------------------
+
+    def _common_params(self, method: str) -> dict[str, str]:
+        return {
+            "app_id": self.app_id,
+            "method": method,
+            "format": "JSON",
+            "charset": "utf-8",
+            "sign_type": "RSA2",
+            "timestamp": beijing_time(datetime.now(tz=BEIJING)),
+            "version": "1.0",
+        }
+
+    def _call(self, method: str, biz_content: dict[str, Any]) -> dict[str, Any]:
+        params = self._common_params(method)
+        params["biz_content"] = compact_json(biz_content)
+        params["sign"] = sign(params, self.app_private_key)
+        try:
+            response = requests.post(self.gateway_url, data=params, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise AlipayError(f"{method}: could not reach the gateway: {exc}") from exc
+        if response.status_code != 200:
+            raise AlipayError(f"{method}: the gateway answered HTTP {response.status_code}")
+        try:
+            # We asked for charset=utf-8; requests' guess from the headers may differ.
+            body = response.content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise AlipayError(f"{method}: the answer is not UTF-8") from exc
+        return verify_response(body, method, self.alipay_public_key)
+
+
+def _is_trade_not_exist(answer: dict[str, Any]) -> bool:
+    return answer.get("code") != SUCCESS and answer.get("sub_code") == TRADE_NOT_EXIST
+
+
+def _require_success(method: str, answer: dict[str, Any]) -> None:
+    if answer.get("code") != SUCCESS:
+        raise AlipayError(
+            f"{method}: {answer.get('msg') or 'failed'}",
+            code=str(answer.get("code", "")),
+            sub_code=str(answer.get("sub_code", "")),
+            sub_msg=str(answer.get("sub_msg", "")),
+        )
+
+
+def _require_same_trade(method: str, answer: dict[str, Any], out_trade_no: str, *, required: bool = True) -> None:
+    # A signed answer names no request, so a replayed answer about another trade would verify;
+    # the trade number it names must be the one we asked about.
+    if not required and "out_trade_no" not in answer:
+        return
+    if answer.get("out_trade_no") != out_trade_no:
+        raise AlipayError(f"{method}: the answer is about trade {answer.get('out_trade_no')!r}, not {out_trade_no!r}")
+
+
+@functools.cache
+def get_alipay_client() -> AlipayClient:
+    """The process's client, from settings: the dev gateway and its generated keys when
+    ALIPAY_DEV_GATEWAY is on, else the configured gateway and key files."""
+    common = {
+        "app_id": settings.ALIPAY_APP_ID,
+        "notify_url": settings.ALIPAY_NOTIFY_URL,
+        "return_url": settings.ALIPAY_RETURN_URL,
+        "seller_id": settings.ALIPAY_SELLER_ID,
+        "timeout": settings.ALIPAY_TIMEOUT_SECONDS,
+    }
+    if settings.ALIPAY_DEV_GATEWAY:
+        from billing.dev_gateway import keys as dev_keys
+
+        return AlipayClient(
+            app_private_key=dev_keys.app_private_key(),
+            alipay_public_key=dev_keys.gateway_public_key(),
+            gateway_url=settings.PUBLIC_BASE_URL + reverse("dev_gateway:gateway"),
+            **common,
+        )
+    if not settings.ALIPAY_APP_ID:
+        raise AlipayError("ALIPAY_APP_ID is not set.")
+    return AlipayClient(
+        app_private_key=load_private_key(_read_key_file("ALIPAY_APP_PRIVATE_KEY_PATH")),
+        alipay_public_key=load_public_key(_read_key_file("ALIPAY_PUBLIC_KEY_PATH")),
+        gateway_url=settings.ALIPAY_GATEWAY_URL,
+        **common,
+    )
+
+
+def _read_key_file(setting_name: str) -> str:
+    path = getattr(settings, setting_name)
+    if not path:
+        raise AlipayKeyError(f"{setting_name} is not set.")
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise AlipayKeyError(f"{setting_name}: cannot read {path}: {exc}") from exc
+
+
+@receiver(setting_changed)
+def _forget_client_on_settings_change(*, setting: str, **kwargs: Any) -> None:
+    # Tests override ALIPAY_* settings; a client cached from the old values would ignore them.
+    if setting.startswith("ALIPAY_") or setting == "PUBLIC_BASE_URL":
+        get_alipay_client.cache_clear()

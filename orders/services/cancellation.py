@@ -1,0 +1,120 @@
+"""Cancelling pending orders, by the user or at the deadline (DESIGN.md "Expiry").
+
+Alipay is asked before an order that may have a trade is cancelled: a trade that was paid
+settles the order instead, an unpaid one is closed so it can no longer be paid. The network
+calls happen outside the order's row lock; the state is re-checked once the lock is held.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing.alipay.client import get_alipay_client
+from billing.alipay.errors import AlipayError
+from core.errors import DomainError
+from core.models import User
+from orders.errors import OrderErrorCode
+from orders.models import Order
+from orders.services.payment import settle_trade
+from orders.services.settlement import cancel_locked_order, lock_order
+
+logger = logging.getLogger(__name__)
+TRADE_STATUS_ERROR = "ACQ.TRADE_STATUS_ERROR"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # "cancelled", "paid", "skipped", "not_due"
+    order: Order | None = None
+
+
+def _not_cancellable(order: Order) -> DomainError:
+    return DomainError(
+        OrderErrorCode.ORDER_NOT_CANCELLABLE,
+        f"Order {order.order_no} is {order.status}; only pending orders can be cancelled.",
+        details={"status": order.status},
+    )
+
+
+def settle_or_close_trade(*, order: Order) -> bool:
+    """Asks Alipay about the order's trade. True when it was paid (and the order is now settled);
+    False when no payment can arrive any more (no trade, or the trade is closed now)."""
+    client = get_alipay_client()
+    trade = client.query_trade(out_trade_no=order.order_no)
+    if trade is not None and trade.is_paid:
+        settle_trade(order_no=order.order_no, trade_no=trade.trade_no, total_amount=trade.total_amount)
+        return True
+    if trade is None:
+        return False
+    try:
+        client.close_trade(out_trade_no=order.order_no)
+    except AlipayError as exc:
+        if exc.sub_code != TRADE_STATUS_ERROR:
+            raise
+        # Paid between our query and our close: settle it after all.
+        trade = client.query_trade(out_trade_no=order.order_no)
+        if trade is not None and trade.is_paid:
+            settle_trade(order_no=order.order_no, trade_no=trade.trade_no, total_amount=trade.total_amount)
+            return True
+    return False
+
+
+def _cancel(*, order_no: str, reason: str, user: User | None, alipay_must_answer: bool) -> Outcome:
+    scope = {"user": user} if user else {}
+    asked_alipay = False
+    while True:
+        order = Order.objects.filter(order_no=order_no, **scope).first()
+        if order is None:
+            raise DomainError(OrderErrorCode.ORDER_NOT_FOUND, f"Order {order_no} does not exist.")
+        if order.status != Order.Status.PENDING:
+            return Outcome("skipped", order)
+        if order.pay_requested_at is not None and not asked_alipay:
+            asked_alipay = True
+            try:
+                if settle_or_close_trade(order=order):
+                    order.refresh_from_db()
+                    return Outcome("paid", order)
+            except AlipayError:
+                if alipay_must_answer:
+                    raise
+                # The user asked to cancel: do it. Should the buyer have paid after all, the notify
+                # finds a cancelled order and the money goes back (DESIGN.md "Order states").
+                logger.warning("Alipay unreachable while cancelling %s; cancelling anyway", order_no, exc_info=True)
+        with transaction.atomic():
+            order = lock_order(order_no=order_no)
+            if order.status != Order.Status.PENDING:
+                return Outcome("skipped", order)
+            if order.pay_requested_at is not None and not asked_alipay:
+                continue  # a pay URL was signed since we looked: ask Alipay first after all
+            return Outcome("cancelled", cancel_locked_order(order=order, reason=reason))
+
+
+def cancel_order(*, user: User, order_no: str) -> Order:
+    """The user cancels their pending order: 404 for someone else's, 409 unless pending."""
+    outcome = _cancel(order_no=order_no, reason="user", user=user, alipay_must_answer=False)
+    if outcome.result != "cancelled":
+        raise _not_cancellable(outcome.order)
+    return outcome.order
+
+
+def cancel_expired_order(*, order_no: str) -> str:
+    """Cancels the order if it is still pending past its deadline. Idempotent: a paid, cancelled
+    or not-yet-due order is left alone. Raises AlipayError when Alipay cannot be asked, so the
+    message is retried (and the sweeper tries again) rather than guessing."""
+    order = Order.objects.filter(order_no=order_no).only("status", "expires_at").first()
+    if order is None or order.status != Order.Status.PENDING:
+        return "skipped"
+    if order.expires_at > timezone.now():
+        return "not_due"
+    try:
+        return _cancel(order_no=order_no, reason="expired", user=None, alipay_must_answer=True).result
+    except DomainError:
+        return "skipped"
+
+
+def overdue_order_numbers(*, limit: int | None = None) -> list[str]:
+    overdue = Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=timezone.now()).order_by("expires_at")
+    return list(overdue.values_list("order_no", flat=True)[: limit or settings.SWEEP_BATCH_SIZE])

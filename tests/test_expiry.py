@@ -1,0 +1,178 @@
+"""Expiry with a real Redis broker and a real Dramatiq worker thread, on a one-second timeout."""
+
+import time
+from collections.abc import Callable
+
+import dramatiq
+import pytest
+from django.core.management import call_command
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
+
+from billing.models import PointsAccount, PointsEntry, UserCoupon
+from orders import services
+from orders.models import Order
+from tests.conftest import ApiClient, assert_error, assert_ledger_consistent, run_together
+from tests.factories import UserFactory, fill_cart, give_coupon, give_points
+from workers import actors
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def broker():
+    broker = dramatiq.get_broker()
+    assert isinstance(broker, RedisBroker), "tests run against the real Redis broker"
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+
+
+@pytest.fixture
+def worker(broker):
+    worker = Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def one_second_timeout(settings):
+    settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 1
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def place_with_holds(user, key="k", points=30):
+    fill_cart(user, "100.00")
+    coupon = give_coupon(user, threshold="0.00")
+    give_points(user, 100)
+    response = ApiClient(user).post(
+        "/orders", {"user_coupon_id": coupon.pk, "points": points}, headers={"Idempotency-Key": key}
+    )
+    assert response.status_code == 201, response.content
+    return response.json()["order_no"], coupon
+
+
+def status_of(order_no: str) -> str:
+    return Order.objects.get(order_no=order_no).status
+
+
+def test_order_is_cancelled_after_its_deadline_and_holds_return(worker, one_second_timeout):
+    user = UserFactory()
+    order_no, coupon = place_with_holds(user)
+    assert status_of(order_no) == "pending"
+    assert wait_for(lambda: status_of(order_no) == "cancelled"), "expiry message did not cancel the order"
+    order = Order.objects.get(order_no=order_no)
+    assert order.cancel_reason == "expired" and order.cancelled_at >= order.expires_at
+    coupon.refresh_from_db()
+    assert (coupon.status, coupon.order_id) == ("unused", None)
+    assert PointsAccount.objects.get(user=user).balance == 100
+    assert_ledger_consistent()
+
+
+def test_a_message_delivered_twice_changes_nothing_the_second_time(broker, worker, one_second_timeout):
+    user = UserFactory()
+    order_no, _ = place_with_holds(user)
+    assert wait_for(lambda: status_of(order_no) == "cancelled")
+    cancelled_at = Order.objects.get(order_no=order_no).cancelled_at
+    actors.cancel_expired_order.send(order_no)
+    actors.cancel_expired_order.send(order_no)
+    broker.join(actors.EXPIRY_QUEUE, timeout=10_000)
+    worker.join()
+    assert Order.objects.get(order_no=order_no).cancelled_at == cancelled_at
+    assert PointsEntry.objects.filter(reason="order_refund").count() == 1
+    assert_ledger_consistent()
+
+
+def test_a_lost_message_is_caught_by_the_sweeper(broker, one_second_timeout):
+    user = UserFactory()
+    order_no, coupon = place_with_holds(user)
+    broker.flush_all()  # the delayed message is gone, as after a Redis loss
+    time.sleep(1.2)
+    assert status_of(order_no) == "pending"
+    call_command("sweep_overdue_orders")
+    assert status_of(order_no) == "cancelled"
+    coupon.refresh_from_db()
+    assert coupon.status == "unused"
+    assert_ledger_consistent()
+
+
+def test_sweeper_leaves_orders_before_their_deadline(settings):
+    settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 600
+    order_no, _ = place_with_holds(UserFactory())
+    report = services.sweep_overdue_orders()
+    assert report.outcomes == {}
+    assert status_of(order_no) == "pending"
+
+
+def test_sweeper_works_in_batches(one_second_timeout, broker):
+    users = UserFactory.create_batch(5)
+    numbers = [place_with_holds(u, key=f"k{i}")[0] for i, u in enumerate(users)]
+    broker.flush_all()
+    time.sleep(1.2)
+    report = services.sweep_overdue_orders(batch_size=2)
+    assert report.outcomes == {"cancelled": 5}
+    assert {status_of(n) for n in numbers} == {"cancelled"}
+
+
+def test_an_order_paid_just_before_its_deadline_is_never_cancelled(worker, one_second_timeout):
+    user = UserFactory()
+    order_no, coupon = place_with_holds(user)
+    order = Order.objects.get(order_no=order_no)
+    verdict, _, _ = services.payment.settle_trade(order_no=order_no, trade_no="T1", total_amount=order.pay_amount)
+    assert verdict == "paid"
+    time.sleep(1.5)
+    actors.cancel_expired_order.send(order_no)
+    time.sleep(0.5)
+    order.refresh_from_db()
+    assert (order.status, order.cancelled_at) == ("paid", None)
+    coupon.refresh_from_db()
+    assert coupon.status == "used"
+
+
+def test_pay_and_expiry_racing_never_both(settings, broker):
+    """Many rounds of a payment (as the notify applies it) racing the expiry at the deadline."""
+    settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 0
+    outcomes = []
+    for n in range(15):
+        user = UserFactory()
+        order_no, _ = place_with_holds(user, key=f"race{n}")
+        amount = Order.objects.get(order_no=order_no).pay_amount
+        pay, expire = run_together(
+            [
+                lambda: services.payment.settle_trade(order_no=order_no, trade_no=f"T{n}", total_amount=amount)[0],  # noqa: B023
+                lambda: services.cancel_expired_order(order_no=order_no),  # noqa: B023
+            ]
+        )
+        results = {"pay": pay, "expire": expire}
+        order = Order.objects.get(order_no=order_no)
+        assert not (order.paid_at and order.cancelled_at)
+        if order.status == "paid":
+            assert results == {"pay": "paid", "expire": "skipped"}
+            assert UserCoupon.objects.get(order=order).status == "used"
+        else:
+            assert order.status == "cancelled"
+            assert results == {"pay": "refund_required", "expire": "cancelled"}
+            assert order.trade_no == f"T{n}"  # kept, so the money can be refunded
+        outcomes.append(order.status)
+    assert_ledger_consistent()
+    assert set(outcomes) <= {"paid", "cancelled"}
+
+
+def test_orders_still_succeed_when_redis_is_down(settings, monkeypatch):
+    dead = RedisBroker(url="redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    monkeypatch.setattr(actors.cancel_expired_order, "broker", dead)
+    user = UserFactory()
+    order_no, _ = place_with_holds(user)
+    assert status_of(order_no) == "pending"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    body = assert_error(ApiClient().get("/health"), 503, "service_unavailable")
+    assert body["details"]["broker"] == "down"
