@@ -26,7 +26,18 @@ run: $(STAMP)
 	@echo "  Admin:      http://$(HOST):$(PORT)/admin/  (create a login: $(PY) manage.py createsuperuser)"
 	@echo "  Demo users: alice / demo-pass-123, bob / demo-pass-123"
 	@echo
-	$(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --workers 1 --threads 8 --access-logfile -
+	@export PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}; \
+	if [ -n "$$REDIS_URL" ]; then \
+		echo "Broker: Redis ($$REDIS_URL); starting a Dramatiq worker and the sweeper scheduler beside the API."; \
+		$(PY) manage.py rundramatiq --processes 1 --threads 4 & worker=$$!; \
+		$(PY) manage.py run_scheduler & scheduler=$$!; \
+		trap 'kill $$worker $$scheduler 2>/dev/null' EXIT INT TERM; \
+		$(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --workers 2 --threads 8 --access-logfile -; \
+	else \
+		echo "Broker: embedded (no REDIS_URL); the worker and the sweeper run inside the API process."; \
+		RUN_EMBEDDED_WORKER=1 $(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --workers 1 --threads 8 \
+			--access-logfile -; \
+	fi
 
 test: $(STAMP)
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run

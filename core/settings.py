@@ -155,7 +155,6 @@ POINTS_EARNED_PER_YUAN = env_int("POINTS_EARNED_PER_YUAN", 1)
 JWT_ACCESS_TTL_SECONDS = env_int("JWT_ACCESS_TTL_SECONDS", 15 * 60)
 JWT_REFRESH_TTL_SECONDS = env_int("JWT_REFRESH_TTL_SECONDS", 7 * 24 * 3600)
 
-FRONTEND_URL = os.environ.get("FRONTEND_URL", "http://127.0.0.1:8000").rstrip("/")
 # Requests per minute per client IP on /auth/*; 0 turns the limit off.
 AUTH_RATE_LIMIT = env_int("AUTH_RATE_LIMIT", 20)
 
@@ -180,6 +179,8 @@ ALIPAY_PUBLIC_KEY_PATH = os.environ.get("ALIPAY_PUBLIC_KEY_PATH", "")
 ALIPAY_SELLER_ID = os.environ.get("ALIPAY_SELLER_ID", "")
 # Where Alipay reaches us; in the embedded default that is this server itself.
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where the Alipay return sends the browser: the shop pages, served by this server by default.
+FRONTEND_URL = os.environ.get("FRONTEND_URL", PUBLIC_BASE_URL).rstrip("/")
 ALIPAY_NOTIFY_URL = os.environ.get("ALIPAY_NOTIFY_URL", PUBLIC_BASE_URL + "/api/v1/payments/alipay/notify")
 ALIPAY_RETURN_URL = os.environ.get("ALIPAY_RETURN_URL", PUBLIC_BASE_URL + "/api/v1/payments/alipay/return")
 ALIPAY_TIMEOUT_SECONDS = float(os.environ.get("ALIPAY_TIMEOUT_SECONDS", "10"))
