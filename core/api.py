@@ -6,23 +6,25 @@ from core import selectors, services
 from core.health import check_health
 from core.models import Course
 from core.schemas import CourseOut, CredentialsIn, ErrorOut, HealthOut, Pagination, RefreshIn, TokenPairOut, UserOut
+from core.throttling import AuthRateThrottle
 
-auth_router = Router(tags=["auth"])
+# Throttled per client IP: these are the endpoints password guessing and sign-up spam hit.
+auth_router = Router(tags=["auth"], throttle=[AuthRateThrottle()])
 courses_router = Router(tags=["courses"])
 health_router = Router(tags=["health"])
 
 
-@auth_router.post("/register", response={201: UserOut, 409: ErrorOut, 422: ErrorOut}, auth=None)
+@auth_router.post("/register", response={201: UserOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut}, auth=None)
 def register(request: HttpRequest, payload: CredentialsIn):
     return Status(201, services.register_user(username=payload.username, password=payload.password))
 
 
-@auth_router.post("/token", response={200: TokenPairOut, 401: ErrorOut}, auth=None)
+@auth_router.post("/token", response={200: TokenPairOut, 401: ErrorOut, 429: ErrorOut}, auth=None)
 def token(request: HttpRequest, payload: CredentialsIn):
     return services.obtain_token_pair(username=payload.username, password=payload.password)
 
 
-@auth_router.post("/refresh", response={200: TokenPairOut, 401: ErrorOut}, auth=None)
+@auth_router.post("/refresh", response={200: TokenPairOut, 401: ErrorOut, 429: ErrorOut}, auth=None)
 def refresh(request: HttpRequest, payload: RefreshIn):
     return services.refresh_token_pair(refresh=payload.refresh)
 

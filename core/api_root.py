@@ -5,6 +5,7 @@ import json
 import logging
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -75,6 +76,8 @@ def on_throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     # Ninja raises HttpError(400) around a body it could not parse; say so precisely.
+    if isinstance(exc.__cause__, RequestDataTooBig):
+        return error_response(request, 413, CoreErrorCode.PAYLOAD_TOO_LARGE, "The request body is too large.")
     if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
         return error_response(request, 400, CoreErrorCode.INVALID_JSON, "The request body is not valid JSON.")
     return error_response(request, exc.status_code, code_for_status(exc.status_code), str(exc))

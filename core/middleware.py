@@ -1,6 +1,14 @@
+import json
+import logging
+import re
+import time
+
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 API_PREFIX = "/api/"
+ORDER_PATH = re.compile(r"/orders/([0-9]{1,32})(?:/|$)")
+request_logger = logging.getLogger("shop.requests")
 
 MESSAGES = {
     400: "The request is malformed.",
@@ -38,3 +46,59 @@ class ApiErrorEnvelopeMiddleware:
             if header in response:
                 wrapped[header] = response[header]
         return wrapped
+
+
+class BodySizeLimitMiddleware:
+    """413 for a body declared larger than MAX_REQUEST_BODY_BYTES, before anything reads it.
+    (A chunked body without Content-Length is capped by DATA_UPLOAD_MAX_MEMORY_SIZE on read.)"""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.MAX_REQUEST_BODY_BYTES:
+            return JsonResponse(
+                {
+                    "code": "payload_too_large",
+                    "message": f"The request body is over {settings.MAX_REQUEST_BODY_BYTES} bytes.",
+                    "details": {"limit": settings.MAX_REQUEST_BODY_BYTES},
+                },
+                status=413,
+            )
+        return self.get_response(request)
+
+
+class RequestLogMiddleware:
+    """One JSON line per request: method, path, status, duration, user id, order number.
+    Never the query string, headers or body: they carry tokens, passwords and Alipay signatures."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        user = getattr(request, "auth", None)
+        order_no = getattr(request, "log_order_no", None)
+        if order_no is None:
+            match = ORDER_PATH.search(request.path)
+            order_no = match.group(1) if match else None
+        request_logger.info(
+            json.dumps(
+                {
+                    "event": "request",
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "user_id": getattr(user, "pk", None),
+                    "order_no": order_no,
+                },
+                ensure_ascii=False,
+            )
+        )
+        return response

@@ -55,7 +55,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.middleware.RequestLogMiddleware",
     "core.middleware.ApiErrorEnvelopeMiddleware",
+    "core.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -100,6 +102,13 @@ else:
 USES_EMBEDDED_DATABASE = not DATABASE_URL
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "shop"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # Dramatiq through django-dramatiq. Its default broker is RabbitMQ, so the broker is always named
 # here: Redis from REDIS_URL, or, in the embedded default, the in-memory StubBroker drained by a
@@ -157,14 +166,31 @@ JWT_REFRESH_TTL_SECONDS = env_int("JWT_REFRESH_TTL_SECONDS", 7 * 24 * 3600)
 
 # Requests per minute per client IP on /auth/*; 0 turns the limit off.
 AUTH_RATE_LIMIT = env_int("AUTH_RATE_LIMIT", 20)
+# The client IP is REMOTE_ADDR unless you sit behind that many trusted proxies (X-Forwarded-For);
+# trusting the header by default would let anyone dodge the limit by sending their own.
+NINJA_NUM_PROXIES = env_int("NUM_PROXIES", 0)
+# Request bodies above this answer 413 before anything reads them.
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 64 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "message": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "requests": {"class": "logging.StreamHandler", "formatter": "message"},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # One JSON line per request from RequestLogMiddleware replaces Django's own request warnings.
+        "django.request": {"level": "ERROR"},
+        "shop.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
+    },
 }
 
 # Alipay (DESIGN.md "Alipay rules that bite"). With no ALIPAY_GATEWAY_URL the built-in dev gateway

@@ -74,6 +74,7 @@ def place_order(
         user_coupon_id=payload.user_coupon_id,
         points=payload.points,
     )
+    request.log_order_no = placement.order.order_no
     if placement.replayed:
         response["Idempotent-Replayed"] = "true"
     return Status(201, selectors.get_user_order(user=request.auth, order_no=placement.order.order_no))
@@ -115,7 +116,9 @@ def alipay_notify(request: HttpRequest):
     `failure`, which makes Alipay send it again (for up to 25 hours)."""
     try:
         # .dict() keeps one value per field, decoded once (DESIGN.md "Alipay rules that bite").
-        settled = services.handle_alipay_notify(params=request.POST.dict())
+        params = request.POST.dict()
+        request.log_order_no = params.get("out_trade_no", "")[:32] or None
+        settled = services.handle_alipay_notify(params=params)
     except Exception:
         logger.exception("alipay notify failed")
         settled = False
