@@ -1,5 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from billing.alipay.errors import AlipayError
+from core.errors import DomainError
+from orders import services
 from orders.models import CartItem, Order, OrderLine
 
 
@@ -31,6 +34,17 @@ class OrderAdmin(admin.ModelAdmin):
     # Amounts and states change only through the order services (locks, ledger, coupon state).
     readonly_fields = [f.name for f in Order._meta.fields]
     inlines = [OrderLineInline]
+    actions = ["refund_through_alipay"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.action(description="Refund selected paid orders through Alipay")
+    def refund_through_alipay(self, request, queryset) -> None:
+        for order_no in queryset.values_list("order_no", flat=True):
+            try:
+                services.refund_paid_order(order_no=order_no)
+            except (DomainError, AlipayError) as exc:
+                self.message_user(request, f"{order_no}: {exc}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{order_no}: refunded", level=messages.SUCCESS)

@@ -13,3 +13,4 @@ class OrderErrorCode(ErrorCode):
     ORDER_NOT_FOUND = ("order_not_found", 404)
     ORDER_NOT_CANCELLABLE = ("order_not_cancellable", 409)
     ORDER_NOT_PAYABLE = ("order_not_payable", 409)
+    ORDER_NOT_REFUNDABLE = ("order_not_refundable", 409)

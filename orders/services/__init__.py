@@ -8,6 +8,7 @@ from orders.services.payment import (
     handle_alipay_notify,
     handle_alipay_return,
     refund_cancelled_payment,
+    refund_paid_order,
     request_payment,
 )
 from orders.services.settlement import lock_order, settle_paid_order
@@ -23,6 +24,7 @@ __all__ = [
     "handle_alipay_return",
     "overdue_order_numbers",
     "refund_cancelled_payment",
+    "refund_paid_order",
     "request_payment",
     "lock_order",
     "place_order",

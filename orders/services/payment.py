@@ -12,13 +12,13 @@ from django.utils import timezone
 from billing import services as billing
 from billing.alipay.client import PAID_STATUSES, get_alipay_client
 from billing.alipay.errors import AlipayError
-from billing.models import PaymentNotification
+from billing.models import PaymentNotification, PointsEntry
 from core.errors import DomainError
-from core.models import User
+from core.models import Enrollment, User
 from orders import events
 from orders.errors import OrderErrorCode
 from orders.models import Order
-from orders.services.settlement import lock_order, settle_paid_order
+from orders.services.settlement import earned_points, lock_order, settle_paid_order
 
 logger = logging.getLogger(__name__)
 Verdict = PaymentNotification.Verdict
@@ -165,3 +165,40 @@ def refund_cancelled_payment(*, order_no: str) -> bool:
     )
     Order.objects.filter(pk=order.pk, refunded_at__isnull=True).update(refunded_at=timezone.now())
     return True
+
+
+def refund_paid_order(*, order_no: str) -> Order:
+    """paid -> refunded, by an operator: the money goes back through Alipay first, then, under the
+    order's lock, its enrolments are revoked, the points it spent come back and the points it
+    earned are taken back (as far as the balance allows). The coupon stays used."""
+    order = Order.objects.filter(order_no=order_no).first()
+    if order is None:
+        raise DomainError(OrderErrorCode.ORDER_NOT_FOUND, f"Order {order_no} does not exist.")
+    if order.status != Order.Status.PAID:
+        raise DomainError(
+            OrderErrorCode.ORDER_NOT_REFUNDABLE,
+            f"Order {order_no} is {order.status}; only paid orders can be refunded.",
+        )
+    if order.pay_amount > 0:
+        # Idempotent at Alipay by out_request_no: a retry after a timeout refunds once.
+        get_alipay_client().refund_trade(
+            out_trade_no=order.order_no, refund_amount=order.pay_amount, out_request_no=f"{order.order_no}-refund"
+        )
+    with transaction.atomic():
+        order = lock_order(order_no=order_no)
+        if order.status != Order.Status.PAID:
+            return order
+        order.status = Order.Status.REFUNDED
+        order.refunded_at = timezone.now()
+        order.save(update_fields=["status", "refunded_at"])
+        Enrollment.objects.filter(order=order).delete()
+        if order.points_used:
+            billing.credit_points(
+                user=order.user, amount=order.points_used, reason=PointsEntry.Reason.ORDER_REFUND, order=order
+            )
+        earned = earned_points(order.pay_amount)
+        if earned:
+            billing.take_back_points(
+                user=order.user, amount=earned, reason=PointsEntry.Reason.EARNED_REVERSAL, order=order
+            )
+    return order
