@@ -50,15 +50,14 @@ def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
         raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {coupon.name!r}.") from exc
 
 
-def lock_user_coupon(*, user: User, user_coupon_id: int) -> UserCoupon:
-    """The user's coupon, row-locked, or `coupon_invalid` (another user's coupon looks missing)."""
-    user_coupon = UserCoupon.objects.select_for_update().filter(pk=user_coupon_id, user=user).first()
+def get_user_coupon(*, user: User, user_coupon_id: int, lock: bool = False) -> UserCoupon:
+    """The user's coupon (row-locked when `lock`), or `coupon_invalid`: another user's coupon
+    looks exactly like a missing one."""
+    coupons = UserCoupon.objects.select_for_update() if lock else UserCoupon.objects
+    user_coupon = coupons.filter(pk=user_coupon_id, user=user).first()
     if user_coupon is None:
-        raise DomainError(
-            BillingErrorCode.COUPON_INVALID,
-            "That coupon is not yours or does not exist.",
-            details={"reason": "unknown"},
-        )
+        message = "That coupon is not yours or does not exist."
+        raise DomainError(BillingErrorCode.COUPON_INVALID, message, details={"reason": "unknown"})
     return user_coupon
 
 

@@ -5,9 +5,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from billing import selectors as billing_selectors
-from billing.errors import BillingErrorCode
 from billing.models import UserCoupon
-from billing.services import check_coupon_applies
+from billing.services import check_coupon_applies, get_user_coupon
 from core.errors import DomainError
 from core.models import Enrollment, User
 from orders import pricing
@@ -89,13 +88,7 @@ def checkout_preview(*, user: User, user_coupon_id: int | None, points: int) -> 
     subtotal = sum((item.course.price for item in items), ZERO)
     user_coupon = None
     if user_coupon_id is not None:
-        user_coupon = billing_selectors.user_coupons(user=user).filter(pk=user_coupon_id).first()
-        if user_coupon is None:
-            raise DomainError(
-                BillingErrorCode.COUPON_INVALID,
-                "That coupon is not yours or does not exist.",
-                details={"reason": "unknown"},
-            )
+        user_coupon = get_user_coupon(user=user, user_coupon_id=user_coupon_id)
         check_coupon_applies(user_coupon=user_coupon, subtotal=subtotal)
     balance = billing_selectors.points_balance(user=user)
     priced = pricing.quote(

@@ -149,7 +149,9 @@ def _fill_order(*, order: Order, user: User, user_coupon_id: int | None, points:
     subtotal = sum((item.course.price for item in items), start=order.subtotal)
 
     account = billing.lock_points_account(user=user) if points else None
-    user_coupon = billing.lock_user_coupon(user=user, user_coupon_id=user_coupon_id) if user_coupon_id else None
+    user_coupon = None
+    if user_coupon_id:
+        user_coupon = billing.get_user_coupon(user=user, user_coupon_id=user_coupon_id, lock=True)
     if user_coupon is not None:
         billing.check_coupon_applies(user_coupon=user_coupon, subtotal=subtotal)
     priced: Quote = quote(
