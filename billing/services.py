@@ -156,7 +156,13 @@ def take_back_points(*, user: User, amount: int, reason: str, order=None) -> Poi
 # Alipay notifies
 
 
+def _storable(text: str) -> str:
+    # Postgres text and JSON cannot hold NUL; a notify carrying one must still be recorded.
+    return text.replace("\x00", "\ufffd")
+
+
 def record_notification(*, params: dict[str, str], verdict: str, reason: str = "", order=None) -> PaymentNotification:
+    params = {_storable(str(key)): _storable(str(value)) for key, value in params.items()}
     return PaymentNotification.objects.create(
         notify_id=params.get("notify_id", "")[:128],
         out_trade_no=params.get("out_trade_no", "")[:64],

@@ -2,8 +2,9 @@
 and the refund of money that arrived for an order we had already cancelled."""
 
 import logging
-from decimal import Decimal, InvalidOperation
-from urllib.parse import urlencode
+import re
+from decimal import Decimal
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.db import transaction
@@ -12,6 +13,7 @@ from django.utils import timezone
 from billing import services as billing
 from billing.alipay.client import PAID_STATUSES, get_alipay_client
 from billing.alipay.errors import AlipayError
+from billing.alipay.formats import parse_amount
 from billing.models import PaymentNotification, PointsEntry
 from core.errors import DomainError
 from core.models import Enrollment, User
@@ -54,10 +56,9 @@ def request_payment(*, user: User, order_no: str) -> str:
 
 def _parse_amount(raw: str | None) -> Decimal | None:
     try:
-        amount = Decimal(raw or "")
-    except InvalidOperation:
+        return parse_amount(raw)
+    except ValueError:
         return None
-    return amount if amount.is_finite() else None
 
 
 def settle_trade(*, order_no: str, trade_no: str, total_amount: Decimal) -> tuple[str, str, Order | None]:
@@ -149,8 +150,12 @@ def handle_alipay_return(*, params: dict[str, str]) -> str:
     return frontend_order_url(order_no, outcome=order.status)
 
 
+ORDER_NO = re.compile(r"^[0-9]{1,32}$")
+
+
 def frontend_order_url(order_no: str, *, outcome: str) -> str:
-    path = f"/orders/{order_no}" if order_no else "/orders"
+    # The order number may come from an unverified return: only a well-formed one goes in the path.
+    path = f"/orders/{quote(order_no, safe='')}" if ORDER_NO.match(order_no or "") else "/orders"
     return f"{settings.FRONTEND_URL}{path}?{urlencode({'payment': outcome})}"
 
 

@@ -1,0 +1,166 @@
+"""Shared pieces of the payment tests (test_payments, test_payment_races, test_payment_e2e).
+
+Nothing here mocks Alipay: notifies are signed with the dev gateway's own "Alipay" key (or with a
+foreign key, to be refused), and the tests that need Alipay to answer run the dev gateway on
+pytest-django's live_server over real HTTP.
+"""
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+from django.conf import settings
+from django.test import Client
+from django_dramatiq.middleware import DbConnectionsMiddleware
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
+
+from billing.alipay.keys import RsaKey, load_private_key
+from billing.models import PaymentNotification
+from orders.models import Order
+from tests.conftest import ApiClient
+from tests.test_alipay_signing import fixture_text
+from workers import actors
+
+APP_ID = "2021000000000000"
+FOREIGN_APP_ID = "2021009999999999"
+FRONTEND_URL = "https://shop.example.test"
+# Nothing listens on the discard port: a gateway there is "Alipay unreachable", at once.
+DEAD_BASE_URL = "http://127.0.0.1:9"
+NOTIFY_PATH = "/api/v1/payments/alipay/notify"
+RETURN_PATH = "/api/v1/payments/alipay/return"
+
+
+def key_dir(tmp_path_factory) -> Path:
+    """One directory of dev gateway keys for the whole session (generated once, on first use)."""
+    path = tmp_path_factory.getbasetemp() / "payments-alipay-dev-keys"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def use_dev_gateway(settings_fixture, *, base_url: str, dev_key_dir: Path) -> None:
+    """Point get_alipay_client() (gateway, notify_url, return_url) at `base_url`.
+
+    ALIPAY_NOTIFY_URL / ALIPAY_RETURN_URL are derived from PUBLIC_BASE_URL when settings load, so
+    they are set here too; every ALIPAY_* / PUBLIC_BASE_URL change clears the cached client.
+    """
+    settings_fixture.ALIPAY_DEV_GATEWAY = True
+    settings_fixture.ALIPAY_DEV_KEY_DIR = dev_key_dir
+    settings_fixture.ALIPAY_APP_ID = APP_ID
+    settings_fixture.ALIPAY_SELLER_ID = ""
+    settings_fixture.FRONTEND_URL = FRONTEND_URL
+    point_gateway_at(settings_fixture, base_url)
+
+
+def point_gateway_at(settings_fixture, base_url: str, *, notify_base_url: str | None = None) -> None:
+    settings_fixture.PUBLIC_BASE_URL = base_url
+    settings_fixture.ALIPAY_NOTIFY_URL = (notify_base_url or base_url) + NOTIFY_PATH
+    settings_fixture.ALIPAY_RETURN_URL = base_url + RETURN_PATH
+
+
+def other_private_key() -> RsaKey:
+    return load_private_key(fixture_text("test_only_other_private_pkcs1.pem"))
+
+
+def place_order(user, key: str = "k", *, user_coupon_id: int | None = None, points: int = 0) -> dict:
+    response = ApiClient(user).post(
+        "/orders", {"user_coupon_id": user_coupon_id, "points": points}, headers={"Idempotency-Key": key}
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def post_notify(params: dict[str, str] | bytes | str, client: Client | None = None):
+    """POST a notify form-encoded, as Alipay does, through the real URL stack."""
+    body = params if isinstance(params, (bytes, str)) else urlencode(params)
+    return (client or Client()).post(
+        NOTIFY_PATH, data=body, content_type="application/x-www-form-urlencoded; charset=utf-8"
+    )
+
+
+def notify_answer(response) -> str:
+    """The notify endpoint's answer: exactly `success` or `failure`, as plain text, HTTP 200."""
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain"), response["Content-Type"]
+    text = response.content.decode()
+    assert text in ("success", "failure"), text
+    return text
+
+
+def query_params(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+def http(method: str, url: str, *, headers: dict[str, str] | None = None, **kwargs) -> requests.Response:
+    """One real HTTP request (to live_server), redirects not followed, on a connection that closes
+    with it: a kept-alive socket would keep a live_server thread, and its database session, open
+    past the test (and block dropping the test database)."""
+    kwargs.setdefault("timeout", 10)
+    kwargs.setdefault("allow_redirects", False)
+    with requests.Session() as session:
+        response = session.request(method, url, headers={"Connection": "close", **(headers or {})}, **kwargs)
+        response.close()
+    return response
+
+
+def pay_form_action(html: str) -> str | None:
+    match = re.search(r'<form method="post" action="([^"]+)"', html)
+    return match.group(1) if match else None
+
+
+def order_snapshot(order_no: str) -> dict:
+    """What a rejected notify must leave untouched."""
+    order = Order.objects.get(order_no=order_no)
+    return {
+        "status": order.status,
+        "paid_at": order.paid_at,
+        "trade_no": order.trade_no,
+        "cancelled_at": order.cancelled_at,
+        "refunded_at": order.refunded_at,
+    }
+
+
+def last_notification() -> PaymentNotification:
+    return PaymentNotification.objects.order_by("-id").first()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@contextmanager
+def refund_worker(monkeypatch) -> Iterator[RedisBroker]:
+    """A real Redis broker and a real Dramatiq worker thread for the `refund_order` actor.
+
+    The broker has a namespace of its own in the test Redis database: other test runs on the same
+    Redis (tests/test_expiry.py flushes and consumes the shared "dramatiq" namespace) can neither
+    eat nor flush these refund messages, and this worker never runs theirs.
+    """
+    broker = RedisBroker(
+        url=settings.REDIS_URL, namespace=f"payments-tests-{uuid.uuid4().hex}", socket_connect_timeout=2
+    )
+    broker.add_middleware(DbConnectionsMiddleware())
+    broker.declare_actor(actors.refund_order)
+    # The `refund_needed` hook workers registers enqueues through the actor's broker.
+    monkeypatch.setattr(actors.refund_order, "broker", broker)
+    worker = Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        yield broker
+    finally:
+        worker.stop()
+        broker.flush_all()
+        leftovers = broker.client.keys(f"{broker.namespace}:*")
+        if leftovers:
+            broker.client.delete(*leftovers)
+        broker.close()
