@@ -97,7 +97,11 @@ def mark_coupon_used(*, order) -> int:
 def release_coupon(*, order) -> int:
     """Gives a cancelled order's coupon back. A coupon past its window comes back too: it simply
     cannot be used again, and the user sees why."""
-    return UserCoupon.objects.filter(order=order, status=UserCoupon.Status.LOCKED).update(
+    return release_coupons(order_ids=[order.pk])
+
+
+def release_coupons(*, order_ids: list[int]) -> int:
+    return UserCoupon.objects.filter(order_id__in=order_ids, status=UserCoupon.Status.LOCKED).update(
         status=UserCoupon.Status.UNUSED, order=None
     )
 
@@ -141,6 +145,29 @@ def debit_points(*, account: PointsAccount, amount: int, order) -> PointsEntry:
 def credit_points(*, user: User, amount: int, reason: str, order=None) -> PointsEntry:
     assert amount > 0
     return _write(account=_lock_or_create_account(user=user), delta=amount, reason=reason, order=order)
+
+
+@transaction.atomic
+def credit_points_in_bulk(*, credits: list[tuple[int, int, object]], reason: str) -> list[PointsEntry]:
+    """Many credits of (user id, amount, order) in a fixed number of statements: the accounts are
+    locked in pk order, each entry carries its running balance, one UPDATE sets the balances."""
+    credits = [credit for credit in credits if credit[1] > 0]
+    if not credits:
+        return []
+    user_ids = sorted({user_id for user_id, _, _ in credits})
+    PointsAccount.objects.bulk_create([PointsAccount(user_id=uid) for uid in user_ids], ignore_conflicts=True)
+    accounts = {
+        a.user_id: a for a in PointsAccount.objects.select_for_update().filter(user_id__in=user_ids).order_by("pk")
+    }
+    entries = []
+    for user_id, amount, order in credits:
+        account = accounts[user_id]
+        account.balance += amount
+        entries.append(
+            PointsEntry(account=account, delta=amount, balance_after=account.balance, reason=reason, order=order)
+        )
+    PointsAccount.objects.bulk_update(list(accounts.values()), ["balance"])
+    return PointsEntry.objects.bulk_create(entries)
 
 
 @transaction.atomic

@@ -1,5 +1,6 @@
 """Expiry with a real Redis broker and a real Dramatiq worker thread, on a one-second timeout."""
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -176,3 +177,50 @@ def test_orders_still_succeed_when_redis_is_down(settings, monkeypatch):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     body = assert_error(ApiClient().get("/health"), 503, "service_unavailable")
     assert body["details"]["broker"] == "down"
+
+
+def test_batch_cancel_returns_every_hold_in_a_fixed_number_of_queries(settings, django_assert_max_num_queries):
+    settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 0
+    users = UserFactory.create_batch(3)
+    numbers = []
+    for n, user in enumerate(users):
+        for k in range(2):  # two orders of one user in the same batch: running balances
+            numbers.append(place_with_holds(user, key=f"{n}-{k}", points=10)[0])
+    locked = {uc.pk for uc in UserCoupon.objects.filter(status="locked")}
+    with django_assert_max_num_queries(11):  # BEGIN, 8 statements whatever the batch size, COMMIT
+        cancelled = services.cancellation.cancel_overdue_orders_without_trade(limit=100)
+    assert sorted(cancelled) == sorted(numbers)
+    assert UserCoupon.objects.filter(pk__in=locked, status="unused", order=None).count() == len(locked)
+    for user in users:
+        # each user: 2 grants of 100, 2 debits of 10, 2 refunds of 10
+        assert PointsAccount.objects.get(user=user).balance == 200
+    assert PointsEntry.objects.filter(reason="order_refund").count() == 6
+    assert_ledger_consistent()
+
+
+def test_batch_cancel_skips_orders_someone_else_holds(settings):
+    settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 0
+    held_no, _ = place_with_holds(UserFactory(), key="held")
+    free_no, _ = place_with_holds(UserFactory(), key="free")
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold():
+        from django.db import transaction
+
+        with transaction.atomic():
+            Order.objects.select_for_update().get(order_no=held_no)
+            holding.set()
+            release.wait(10)
+
+    def cancel_batch():
+        holding.wait(10)
+        try:
+            return services.cancellation.cancel_overdue_orders_without_trade(limit=10)
+        finally:
+            release.set()
+
+    _, cancelled = run_together([hold, cancel_batch])
+    assert cancelled == [free_no]
+    assert status_of(held_no) == "pending"
+    assert services.cancel_expired_order(order_no=held_no) == "cancelled"

@@ -12,8 +12,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from billing import services as billing
 from billing.alipay.client import get_alipay_client
 from billing.alipay.errors import AlipayError
+from billing.models import PointsEntry
 from core.errors import DomainError
 from core.models import User
 from orders.errors import OrderErrorCode
@@ -100,15 +102,51 @@ def cancel_order(*, user: User, order_no: str) -> Order:
     return outcome.order
 
 
+def cancel_overdue_orders_without_trade(*, limit: int) -> list[str]:
+    """Cancels up to `limit` overdue pending orders that cannot have an Alipay trade (no pay URL
+    was ever signed for them), set-based: a fixed number of statements per batch. Rows another
+    transaction holds (a payment, a user's cancel) are skipped, not waited for; whoever holds
+    them decides, and a later batch or message sees the result."""
+    now = timezone.now()
+    with transaction.atomic():
+        batch = list(
+            Order.objects.select_for_update(skip_locked=True)
+            .filter(status=Order.Status.PENDING, expires_at__lte=now, pay_requested_at__isnull=True)
+            .order_by("pk")
+            .only("pk", "order_no", "user_id", "points_used")[:limit]
+        )
+        if not batch:
+            return []
+        ids = [order.pk for order in batch]
+        Order.objects.filter(pk__in=ids).update(
+            status=Order.Status.CANCELLED, cancelled_at=now, cancel_reason="expired"
+        )
+        # Same lock order as a single cancel and as checkout: points accounts, then coupons.
+        billing.credit_points_in_bulk(
+            credits=[(order.user_id, order.points_used, order) for order in batch],
+            reason=PointsEntry.Reason.ORDER_REFUND,
+        )
+        billing.release_coupons(order_ids=ids)
+    return [order.order_no for order in batch]
+
+
 def cancel_expired_order(*, order_no: str) -> str:
     """Cancels the order if it is still pending past its deadline. Idempotent: a paid, cancelled
     or not-yet-due order is left alone. Raises AlipayError when Alipay cannot be asked, so the
-    message is retried (and the sweeper tries again) rather than guessing."""
-    order = Order.objects.filter(order_no=order_no).only("status", "expires_at").first()
+    message is retried (and the sweeper tries again) rather than guessing.
+
+    An order with no Alipay trade is cancelled in a batch with the other such orders due now:
+    when many orders expire in the same second, the first messages do the work in a few
+    statements and the rest find their order already cancelled."""
+    order = Order.objects.filter(order_no=order_no).only("status", "expires_at", "pay_requested_at").first()
     if order is None or order.status != Order.Status.PENDING:
         return "skipped"
     if order.expires_at > timezone.now():
         return "not_due"
+    if order.pay_requested_at is None and order_no in cancel_overdue_orders_without_trade(
+        limit=settings.SWEEP_BATCH_SIZE
+    ):
+        return "cancelled"
     try:
         return _cancel(order_no=order_no, reason="expired", user=None, alipay_must_answer=True).result
     except DomainError:

@@ -43,20 +43,22 @@ def settle_paid_order(*, order: Order, trade_no: str, course_ids: list[int] | No
         ignore_conflicts=True,
     )
     CartItem.objects.filter(user_id=order.user_id, course_id__in=course_ids).delete()
-    billing.mark_coupon_used(order=order)
+    # Points account before coupon: the lock order checkout uses, so the two cannot deadlock.
     points = earned_points(order.pay_amount)
     if points > 0:
         billing.credit_points(user=order.user, amount=points, reason=PointsEntry.Reason.ORDER_EARNED, order=order)
+    billing.mark_coupon_used(order=order)
     return order
 
 
 def release_order_holds(*, order: Order) -> None:
-    """Gives back what a pending order held: its coupon and its points (through the ledger)."""
-    billing.release_coupon(order=order)
+    """Gives back what a pending order held: its points (through the ledger) and its coupon, in
+    checkout's lock order (points account, then coupon) so a cancel and a checkout cannot deadlock."""
     if order.points_used:
         billing.credit_points(
             user=order.user, amount=order.points_used, reason=PointsEntry.Reason.ORDER_REFUND, order=order
         )
+    billing.release_coupon(order=order)
 
 
 def cancel_locked_order(*, order: Order, reason: str) -> Order:

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from billing.alipay.errors import AlipayError
 from orders.models import Order
-from orders.services.cancellation import cancel_expired_order
+from orders.services.cancellation import cancel_expired_order, cancel_overdue_orders_without_trade
 from orders.services.payment import refund_cancelled_payment
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,11 @@ def sweep_overdue_orders(*, batch_size: int | None = None, max_batches: int = 10
     report = SweepReport()
     skip: set[str] = set()
     for _ in range(max_batches):
+        cancelled = cancel_overdue_orders_without_trade(limit=batch_size)
+        for _ in cancelled:
+            report.count("cancelled")
+        if cancelled:
+            continue
         overdue = list(
             Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=timezone.now())
             .exclude(order_no__in=skip)
