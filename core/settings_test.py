@@ -7,6 +7,13 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 
 from core.settings import *  # noqa: E402,F403
+from core.settings import DRAMATIQ_BROKER  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AUTH_RATE_LIMIT = 0
+# A namespace per test run: two suites running at once on one machine (a developer and CI, or
+# parallel sessions) must not flush or consume each other's messages in the shared Redis DB.
+DRAMATIQ_BROKER = {
+    **DRAMATIQ_BROKER,
+    "OPTIONS": {**DRAMATIQ_BROKER["OPTIONS"], "namespace": f"shop-test-{os.getpid()}"},
+}
