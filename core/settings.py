@@ -210,3 +210,13 @@ FRONTEND_URL = os.environ.get("FRONTEND_URL", PUBLIC_BASE_URL).rstrip("/")
 ALIPAY_NOTIFY_URL = os.environ.get("ALIPAY_NOTIFY_URL", PUBLIC_BASE_URL + "/api/v1/payments/alipay/notify")
 ALIPAY_RETURN_URL = os.environ.get("ALIPAY_RETURN_URL", PUBLIC_BASE_URL + "/api/v1/payments/alipay/return")
 ALIPAY_TIMEOUT_SECONDS = float(os.environ.get("ALIPAY_TIMEOUT_SECONDS", "10"))
+
+# --- Shop pages (web/, the Vue app; served by core/spa.py) ----------------------------------------
+# `make web` builds it into web/dist. WhiteNoise serves the build's files at the site root
+# (/assets/<name>-<8 character hash>.<ext> cached for good); core.spa answers index.html for the
+# app's routes.
+SPA_DIST_DIR = Path(os.environ.get("SPA_DIST_DIR", BASE_DIR / "web" / "dist"))
+if SPA_DIST_DIR.is_dir():
+    WHITENOISE_ROOT = SPA_DIST_DIR
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^/assets/.+-[A-Za-z0-9_-]{8}\.[A-Za-z0-9]+$"
+# --- end of shop pages ------------------------------------------------------------------------------

@@ -1,0 +1,201 @@
+import { afterEach, describe, expect, test, vi } from "vitest";
+import CheckoutView from "@/views/CheckoutView.vue";
+import { createApi } from "@/api/client";
+import { createCheckoutStore, pointsStep } from "@/stores/checkout";
+import { order, preview } from "./fixtures";
+import { BASE, envelope, fakeBackend, json, mountPage, settle, testShop, type FakeBackend } from "./fakeApi";
+
+afterEach(() => {
+  document.body.innerHTML = "";
+});
+
+function storeWith(backend: FakeBackend, keys = ["key-1", "key-2"]) {
+  const newKey = vi.fn(() => keys.shift() ?? "key-x");
+  return { store: createCheckoutStore(createApi({ baseUrl: BASE, fetch: backend.fetch }), newKey), newKey };
+}
+
+const lostResponse = () => Promise.reject(new TypeError("Failed to fetch"));
+
+describe("checkout store: one Idempotency-Key per visit", () => {
+  test("a double submit sends one request, with the key made when the page opened", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const backend = fakeBackend().on("POST", "/api/v1/orders", async () => {
+      await gate;
+      return json(201, order());
+    });
+    const { store, newKey } = storeWith(backend);
+
+    const first = store.submit();
+    const second = store.submit();
+    release();
+    expect(await first).toEqual(await second);
+
+    const posts = backend.calls("POST", "/api/v1/orders");
+    expect(posts).toHaveLength(1);
+    expect(posts[0].headers.get("Idempotency-Key")).toBe("key-1");
+    expect(posts[0].body).toEqual({ pay_type: "alipay", user_coupon_id: null, points: 0 });
+    expect(newKey).toHaveBeenCalledTimes(1);
+    // Once there is an order, submitting again asks nothing more.
+    await store.submit();
+    expect(backend.calls("POST", "/api/v1/orders")).toHaveLength(1);
+  });
+
+  test("every retry after a failure reuses the same key, even with a changed choice", async () => {
+    const backend = fakeBackend()
+      .on("POST", "/api/v1/orders", lostResponse)
+      .on("POST", "/api/v1/orders", () => envelope(422, "insufficient_points", "You have 10 points, not 500."))
+      .on("POST", "/api/v1/orders", () => json(201, order(), { "Idempotent-Replayed": "true" }));
+    const { store } = storeWith(backend);
+
+    await expect(store.submit()).rejects.toMatchObject({ code: "network_error" });
+    expect(store.retryable(store.state.submitError)).toBe(true);
+    store.state.points = 500;
+    await expect(store.submit()).rejects.toMatchObject({ code: "insufficient_points", message: "You have 10 points, not 500." });
+    expect(store.retryable(store.state.submitError)).toBe(false);
+    store.state.points = 0;
+    await store.submit();
+
+    const keys = backend.calls("POST", "/api/v1/orders").map((r) => r.headers.get("Idempotency-Key"));
+    expect(keys).toEqual(["key-1", "key-1", "key-1"]);
+    expect(store.state.order?.order_no).toBe(order().order_no);
+    expect(store.state.submitError).toBeNull();
+  });
+
+  test("a new visit (a new store) makes a new key", () => {
+    const backend = fakeBackend();
+    expect(storeWith(backend, ["a"]).store.state.idempotencyKey).toBe("a");
+    expect(storeWith(backend, ["b"]).store.state.idempotencyKey).toBe("b");
+    expect(createCheckoutStore(createApi({ baseUrl: BASE, fetch: backend.fetch })).state.idempotencyKey).toMatch(
+      /^[0-9a-f-]{36}$/,
+    );
+  });
+});
+
+describe("checkout store: the price breakdown", () => {
+  test("sends the coupon and points, and keeps the answer as strings", async () => {
+    const backend = fakeBackend().on("GET", "/api/v1/checkout/preview", () =>
+      json(200, preview({ coupon_discount: "20.00", points_discount: "100.00", pay_amount: "378.00" })),
+    );
+    const { store } = storeWith(backend);
+    await store.selectCoupon(7);
+    await store.setPoints(1000);
+    const last = backend.calls("GET", "/api/v1/checkout/preview").at(-1)!;
+    expect(Object.fromEntries(last.query)).toEqual({ user_coupon_id: "7", points: "1000" });
+    expect(store.state.preview?.pay_amount).toBe("378.00");
+  });
+
+  test("points above the new maximum are lowered to it, with a note", async () => {
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () =>
+        envelope(422, "points_exceed_limit", "At most 3780 points can be used on this order.", { max_points: 3780, requested: 4980 }),
+      )
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview({ max_points: 3780 })));
+    const { store } = storeWith(backend);
+    store.state.points = 4980;
+    await store.selectCoupon(7);
+    expect(store.state.points).toBe(3780);
+    expect(store.state.error).toBeNull();
+    expect(store.state.notice).toContain("At most 3780 points");
+    expect(backend.calls("GET", "/api/v1/checkout/preview").at(-1)!.query.get("points")).toBe("3780");
+  });
+
+  test("a refusal it cannot fix is kept for the page to show", async () => {
+    const backend = fakeBackend().on("GET", "/api/v1/checkout/preview", () =>
+      envelope(422, "cart_empty", "Select at least one course in your cart."),
+    );
+    const { store } = storeWith(backend);
+    await store.refresh();
+    expect(store.state.error).toMatchObject({ status: 422, code: "cart_empty", message: "Select at least one course in your cart." });
+  });
+
+  test("points come in whole cents", () => {
+    expect(pointsStep(10)).toBe(1);
+    expect(pointsStep(100)).toBe(1);
+    expect(pointsStep(1000)).toBe(10);
+    expect(pointsStep(3)).toBe(3);
+  });
+});
+
+describe("checkout page", () => {
+  function backendFor() {
+    return fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview()))
+      .on("GET", "/api/v1/checkout/preview", () =>
+        json(200, preview({ coupon_discount: "20.00", pay_amount: "478.00", max_points: 4780 })),
+      )
+      .on("GET", "/api/v1/cart", () => json(200, { items: [], count: 0, selected_count: 0, selected_total: "0.00" }))
+      .on("POST", "/api/v1/orders/20261125100000123456/pay", () => json(200, { pay_url: "http://pay.test/gateway?x=1" }));
+  }
+
+  test("shows the breakdown from the API and the usable coupons, points and rate", async () => {
+    const backend = backendFor();
+    const { wrapper } = await mountPage(CheckoutView, testShop(backend), "/checkout");
+    expect(wrapper.get('[data-test="subtotal"]').text()).toBe("¥498.00");
+    expect(wrapper.get('[data-test="pay-amount"]').text()).toBe("¥498.00");
+    expect(wrapper.findAll('[data-test="checkout-line"]')).toHaveLength(2);
+    expect(wrapper.text()).toContain("Coupons (1)");
+    expect(wrapper.text()).toContain("Points (5000)");
+    expect(wrapper.get('[data-test="points-rate"]').text()).toContain("10 points = ¥1.00");
+
+    await wrapper.get('[data-test="coupon-7"]').trigger("click");
+    await settle();
+    expect(backend.calls("GET", "/api/v1/checkout/preview").at(-1)!.query.get("user_coupon_id")).toBe("7");
+    expect(wrapper.get('[data-test="coupon-discount"]').text()).toBe("−¥20.00");
+    expect(wrapper.get('[data-test="pay-amount"]').text()).toBe("¥478.00");
+    expect(wrapper.get('[data-test="coupon-7"]').attributes("aria-checked")).toBe("true");
+  });
+
+  test("a double click places one order and opens the gateway once", async () => {
+    const navigate = vi.fn();
+    const backend = backendFor().on("POST", "/api/v1/orders", () => json(201, order()));
+    const { wrapper } = await mountPage(CheckoutView, testShop(backend, navigate), "/checkout");
+    const button = wrapper.get('[data-test="submit-order"]');
+    await Promise.all([button.trigger("click"), button.trigger("click")]);
+    await settle();
+    expect(backend.calls("POST", "/api/v1/orders")).toHaveLength(1);
+    expect(backend.calls("POST", "/api/v1/orders/20261125100000123456/pay")).toHaveLength(1);
+    expect(navigate).toHaveBeenCalledTimes(1);
+    expect(navigate).toHaveBeenCalledWith("http://pay.test/gateway?x=1");
+  });
+
+  test("an error is shown as its message; the retry carries the same key", async () => {
+    const navigate = vi.fn();
+    const backend = backendFor()
+      .on("POST", "/api/v1/orders", () => envelope(422, "coupon_invalid", "That coupon has expired."))
+      .on("POST", "/api/v1/orders", () => json(201, order()));
+    const { wrapper } = await mountPage(CheckoutView, testShop(backend, navigate), "/checkout");
+
+    await wrapper.get('[data-test="submit-order"]').trigger("click");
+    await settle();
+    expect(wrapper.get('[data-test="submit-error"]').text()).toContain("That coupon has expired.");
+    expect(navigate).not.toHaveBeenCalled();
+    expect(wrapper.get('[data-test="submit-order"]').attributes("disabled")).toBeUndefined();
+
+    await wrapper.get('[data-test="submit-order"]').trigger("click");
+    await settle();
+    const keys = backend.calls("POST", "/api/v1/orders").map((r) => r.headers.get("Idempotency-Key"));
+    expect(keys).toHaveLength(2);
+    expect(keys[0]).toBe(keys[1]);
+    expect(navigate).toHaveBeenCalledTimes(1);
+  });
+
+  test("an empty selection says so instead of showing a blank page", async () => {
+    const backend = fakeBackend().on("GET", "/api/v1/checkout/preview", () =>
+      envelope(422, "cart_empty", "Select at least one course in your cart."),
+    );
+    const { wrapper } = await mountPage(CheckoutView, testShop(backend), "/checkout");
+    expect(wrapper.get('[data-test="checkout-error"]').text()).toContain("Select at least one course in your cart.");
+  });
+
+  test("a paid-in-full order (0.00) goes to its page, not to the gateway", async () => {
+    const navigate = vi.fn();
+    const backend = backendFor().on("POST", "/api/v1/orders", () => json(201, order({ status: "paid", pay_amount: "0.00" })));
+    const { wrapper, router } = await mountPage(CheckoutView, testShop(backend, navigate), "/checkout");
+    await wrapper.get('[data-test="submit-order"]').trigger("click");
+    await settle();
+    // The order page is a lazily loaded route: wait for the navigation to land.
+    await vi.waitFor(() => expect(router.currentRoute.value.fullPath).toBe("/orders/20261125100000123456"), { timeout: 5000 });
+    expect(navigate).not.toHaveBeenCalled();
+  });
+});
