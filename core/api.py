@@ -3,6 +3,7 @@ from ninja import Router, Status
 from ninja.pagination import paginate
 
 from core import selectors, services
+from core.auth import jwt_auth
 from core.health import check_health
 from core.models import Course
 from core.schemas import CourseOut, CredentialsIn, ErrorOut, HealthOut, Pagination, RefreshIn, TokenPairOut, UserOut
@@ -12,6 +13,7 @@ from core.throttling import AuthRateThrottle
 auth_router = Router(tags=["auth"], throttle=[AuthRateThrottle()])
 courses_router = Router(tags=["courses"])
 health_router = Router(tags=["health"])
+me_router = Router(tags=["me"], auth=jwt_auth)
 
 
 @auth_router.post("/register", response={201: UserOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut}, auth=None)
@@ -27,6 +29,11 @@ def token(request: HttpRequest, payload: CredentialsIn):
 @auth_router.post("/refresh", response={200: TokenPairOut, 401: ErrorOut, 429: ErrorOut}, auth=None)
 def refresh(request: HttpRequest, payload: RefreshIn):
     return services.refresh_token_pair(refresh=payload.refresh)
+
+
+@me_router.get("", response=UserOut)
+def me(request: HttpRequest):
+    return request.auth
 
 
 @courses_router.get("", response=list[CourseOut], auth=None)

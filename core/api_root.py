@@ -97,6 +97,7 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 def mount_routers() -> None:
     from billing.api import coupons_router, me_router
     from core.api import auth_router, courses_router, health_router
+    from core.api import me_router as core_me_router
     from orders.api import cart_router, checkout_router, orders_router, payments_router
 
     api.add_router("/auth", auth_router)
@@ -104,6 +105,7 @@ def mount_routers() -> None:
     api.add_router("/health", health_router)
     api.add_router("/cart", cart_router)
     api.add_router("/coupons", coupons_router)
+    api.add_router("/me", core_me_router)
     api.add_router("/me", me_router)
     api.add_router("/checkout", checkout_router)
     api.add_router("/orders", orders_router)

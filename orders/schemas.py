@@ -5,6 +5,7 @@ from ninja import Field, Schema
 
 from billing.schemas import UserCouponOut
 from core.schemas import CourseOut, Money
+from orders.pricing import points_step
 
 
 class CartItemOut(Schema):
@@ -103,9 +104,14 @@ class CheckoutPreviewOut(Schema):
     points_balance: int
     max_points: int
     points_per_yuan: int
+    points_step: int = Field(description="points are spent in multiples of this (1 when a point buys whole cents)")
     coupon_discount: Money
     points_discount: Money
     pay_amount: Money
+
+    @staticmethod
+    def resolve_points_step(obj) -> int:
+        return points_step(obj.points_per_yuan)
 
     @staticmethod
     def resolve_usable_coupons(obj) -> list[dict]:

@@ -146,3 +146,8 @@ def test_refresh_for_deactivated_user_is_401(anon, user):
     refresh = encode_token(user=user, token_type=REFRESH)
     User.objects.filter(pk=user.pk).update(is_active=False)
     assert_error(anon.post("/auth/refresh", {"refresh": refresh}), 401, "invalid_token")
+
+
+def test_me_answers_who_the_token_is_for(api, user, anon):
+    assert api.get("/me").json() == {"id": user.pk, "username": user.username}
+    assert_error(anon.get("/me"), 401, "not_authenticated")

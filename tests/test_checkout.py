@@ -54,6 +54,16 @@ def test_preview_prices_the_selected_cart(api, user):
     assert body["usable_coupons"][0]["discount"] == "20.00"
     assert (body["coupon_discount"], body["points_discount"], body["pay_amount"]) == ("20.00", "15.00", "265.00")
     assert (body["points_balance"], body["max_points"], body["points_per_yuan"]) == (5000, 2800, 10)
+    assert body["points_step"] == 1
+
+
+def test_preview_tells_the_points_step(api, user, settings):
+    settings.POINTS_PER_YUAN = 1000  # 1 point = 0.1 cent: points go in tens
+    fill_cart(user, "1.00")
+    give_points(user, 5000)
+    body = api.get("/checkout/preview").json()
+    assert (body["points_step"], body["max_points"]) == (10, 1000)
+    assert_error(api.get("/checkout/preview?points=15"), 422, "validation_error")
 
 
 def test_preview_errors(api, user):
