@@ -16,12 +16,6 @@ function detail(error: ApiError, key: string): number | null {
   return typeof value === "number" ? value : null;
 }
 
-/** Points are spent in whole cents: the fewest points worth a whole number of cents. */
-export function pointsStep(pointsPerYuan: number): number {
-  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-  return pointsPerYuan > 0 ? pointsPerYuan / gcd(pointsPerYuan, 100) : 1;
-}
-
 export function createCheckoutStore(api: ApiClient, newKey: () => string = () => crypto.randomUUID()) {
   const state = reactive({
     preview: null as Preview | null,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test, vi } from "vitest";
 import CheckoutView from "@/views/CheckoutView.vue";
 import { createApi } from "@/api/client";
-import { createCheckoutStore, pointsStep } from "@/stores/checkout";
+import { createCheckoutStore } from "@/stores/checkout";
 import { order, preview } from "./fixtures";
 import { BASE, envelope, fakeBackend, json, mountPage, settle, testShop, type FakeBackend } from "./fakeApi";
 
@@ -107,13 +107,6 @@ describe("checkout store: the price breakdown", () => {
     const { store } = storeWith(backend);
     await store.refresh();
     expect(store.state.error).toMatchObject({ status: 422, code: "cart_empty", message: "Select at least one course in your cart." });
-  });
-
-  test("points come in whole cents", () => {
-    expect(pointsStep(10)).toBe(1);
-    expect(pointsStep(100)).toBe(1);
-    expect(pointsStep(1000)).toBe(10);
-    expect(pointsStep(3)).toBe(3);
   });
 });
 

@@ -39,6 +39,7 @@ export function preview(overrides: Partial<Schemas["CheckoutPreviewOut"]> = {}):
     points_balance: 5000,
     max_points: 4980,
     points_per_yuan: 10,
+    points_step: 1,
     coupon_discount: "0.00",
     points_discount: "0.00",
     pay_amount: "498.00",
