@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "corsheaders",
     "ninja",
     "django_dramatiq",
     "core",
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.RequestLogMiddleware",
@@ -163,6 +165,13 @@ POINTS_EARNED_PER_YUAN = env_int("POINTS_EARNED_PER_YUAN", 1)
 # JWT lifetimes (seconds).
 JWT_ACCESS_TTL_SECONDS = env_int("JWT_ACCESS_TTL_SECONDS", 15 * 60)
 JWT_REFRESH_TTL_SECONDS = env_int("JWT_REFRESH_TTL_SECONDS", 7 * 24 * 3600)
+
+# Origins of shop pages served from elsewhere (comma-separated, e.g. https://shop.example.com);
+# none by default: the pages Django serves itself are same-origin.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", "")
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key"]
+CORS_EXPOSE_HEADERS = ["Idempotent-Replayed", "Retry-After"]
 
 # Requests per minute per client IP on /auth/*; 0 turns the limit off.
 AUTH_RATE_LIMIT = env_int("AUTH_RATE_LIMIT", 20)

@@ -86,3 +86,22 @@ def test_request_log_is_one_json_line_without_secrets(api, user, caplog):
     everything = " ".join(r.getMessage() for r in caplog.records)
     for secret in [TEST_PASSWORD, api.headers["Authorization"].split()[1], "SIGNATURE-VALUE", "secret-key-123"]:
         assert secret not in everything
+
+
+def test_cors_allows_only_configured_origins(settings, anon):
+    settings.CORS_ALLOWED_ORIGINS = ["https://shop.example.com"]
+    preflight = anon.client.options(
+        "/api/v1/orders",
+        headers={
+            "Origin": "https://shop.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, idempotency-key, content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert "idempotency-key" in preflight["Access-Control-Allow-Headers"]
+    response = anon.get("/courses", headers={"Origin": "https://shop.example.com"})
+    assert "Idempotent-Replayed" in response["Access-Control-Expose-Headers"]
+    foreign = anon.get("/courses", headers={"Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in foreign
