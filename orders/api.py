@@ -75,8 +75,9 @@ def place_order(
         points=payload.points,
     )
     request.log_order_no = placement.order.order_no
-    if placement.replayed:
-        response["Idempotent-Replayed"] = "true"
+    if not placement.replayed:
+        return Status(201, placement.order)
+    response["Idempotent-Replayed"] = "true"
     return Status(201, selectors.get_user_order(user=request.auth, order_no=placement.order.order_no))
 
 

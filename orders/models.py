@@ -78,6 +78,7 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["status", "expires_at"], name="order_status_expires_idx"),
             models.Index(fields=["user", "-created_at"], name="order_user_created_idx"),
+            models.Index(fields=["user", "status"], name="order_user_status_idx"),
         ]
 
     def __str__(self) -> str:

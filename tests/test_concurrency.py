@@ -135,3 +135,49 @@ def test_cancel_and_checkout_race_keeps_the_ledger_straight():
     assert PointsAccount.objects.get(user=user).balance == 1000
     assert PointsEntry.objects.filter(reason="order_refund").count() == rounds
     assert_ledger_consistent()
+
+
+def test_a_duplicate_that_cannot_get_the_key_in_time_answers_409():
+    """The first request holds the key (its insert not yet committed) longer than lock_timeout."""
+    import threading
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from orders.services.checkout import request_fingerprint
+
+    user = UserFactory()
+    fill_cart(user, "10.00")
+    holding, release = threading.Event(), threading.Event()
+
+    def first_request_still_running():
+        try:
+            with transaction.atomic():
+                Order.objects.create(
+                    order_no="1",
+                    user=user,
+                    idempotency_key="slow",
+                    expires_at=timezone.now(),
+                    request_fingerprint=request_fingerprint(pay_type="alipay", user_coupon_id=None, points=0),
+                )
+                holding.set()
+                release.wait(10)
+                raise RuntimeError("the first request fails after all")
+        except RuntimeError:
+            return "rolled back"
+
+    def duplicate():
+        holding.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")  # this session only; the thread's connection closes after
+        try:
+            return post_order(user, "slow")()
+        finally:
+            release.set()
+
+    first, (status, body, _) = run_together([first_request_still_running, duplicate])
+    assert first == "rolled back"
+    assert (status, body["code"]) == (409, "idempotency_key_in_use")
+    assert not Order.objects.exists()
+    # and once the key is free, the same key places the order
+    assert post_order(user, "slow")()[0] == 201

@@ -52,3 +52,11 @@ def test_seed_demo_is_idempotent():
     alice = User.objects.get(username="alice")
     assert alice.check_password("demo-pass-123")
     assert User.objects.filter(username__in=["alice", "bob"]).count() == 2
+
+
+def test_database_connections_bound_lock_waits():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "5s"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from billing import services as billing
@@ -24,8 +24,8 @@ from orders.services.settlement import settle_paid_order
 logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_CONSTRAINT = "order_unique_user_idempotency_key"
-# How long a duplicate submit waits for the first one to finish before answering 409.
-LOCK_TIMEOUT = "5s"
+# How long a duplicate submit waits for the first one to finish before answering 409 is
+# Postgres's lock_timeout, set per connection in settings.DATABASES (DB_LOCK_TIMEOUT_MS).
 
 
 @dataclass(frozen=True)
@@ -87,15 +87,11 @@ def place_order(
 ) -> Placement:
     key = check_idempotency_key(idempotency_key)
     fingerprint = request_fingerprint(pay_type=pay_type, user_coupon_id=user_coupon_id, points=points)
-    replay = _replay(user=user, idempotency_key=key, fingerprint=fingerprint)
-    if replay:
-        return replay
+    # No look-up before the insert: the unique index answers "seen this key?" as part of the
+    # insert itself, so a new order costs no extra query and a replay costs one failed insert.
     stage = "insert"
     try:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
             # The row goes in first: a concurrent duplicate blocks on the unique index right here
             # and fails once we commit, instead of doing the whole checkout a second time.
             order = Order.objects.create(
@@ -162,7 +158,7 @@ def _fill_order(*, order: Order, user: User, user_coupon_id: int | None, points:
         points_per_yuan=settings.POINTS_PER_YUAN,
     )
 
-    OrderLine.objects.bulk_create(
+    lines = OrderLine.objects.bulk_create(
         [
             OrderLine(
                 order=order,
@@ -186,6 +182,8 @@ def _fill_order(*, order: Order, user: User, user_coupon_id: int | None, points:
     order.points_discount = priced.points_discount
     order.pay_amount = priced.pay_amount
     order.user_coupon = user_coupon
+    # The response is built from this object: its lines need no second read.
+    order._prefetched_objects_cache = {"lines": lines}
     order.save(
         update_fields=["subtotal", "coupon_discount", "points_used", "points_discount", "pay_amount", "user_coupon"]
     )
