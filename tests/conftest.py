@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -112,3 +113,13 @@ def run_together(jobs: list[Callable[[], object]]) -> list[object]:
     for thread in threads:
         thread.join(timeout=60)
     return results
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> bool:
+    """Polls until `predicate()` holds or `timeout` seconds pass; the last answer decides."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()

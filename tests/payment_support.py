@@ -6,9 +6,8 @@ pytest-django's live_server over real HTTP.
 """
 
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -23,7 +22,7 @@ from dramatiq.brokers.redis import RedisBroker
 from billing.alipay.keys import RsaKey, load_private_key
 from billing.models import PaymentNotification
 from orders.models import Order
-from tests.conftest import ApiClient
+from tests.conftest import ApiClient, wait_for  # noqa: F401  (re-exported for the payment tests)
 from tests.test_alipay_signing import fixture_text
 from workers import actors
 
@@ -127,15 +126,6 @@ def order_snapshot(order_no: str) -> dict:
 
 def last_notification() -> PaymentNotification:
     return PaymentNotification.objects.order_by("-id").first()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 import threading
 import time
-from collections.abc import Callable
 
 import dramatiq
 import pytest
@@ -13,7 +12,7 @@ from dramatiq.brokers.redis import RedisBroker
 from billing.models import PointsAccount, PointsEntry, UserCoupon
 from orders import services
 from orders.models import Order
-from tests.conftest import ApiClient, assert_error, assert_ledger_consistent, run_together
+from tests.conftest import ApiClient, assert_error, assert_ledger_consistent, run_together, wait_for
 from tests.factories import UserFactory, fill_cart, give_coupon, give_points
 from workers import actors
 
@@ -40,15 +39,6 @@ def worker(broker):
 @pytest.fixture
 def one_second_timeout(settings):
     settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 1
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def place_with_holds(user, key="k", points=30):
