@@ -134,6 +134,7 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Retries",
         # Closes Django's DB connections around each message, as request handling does.
         "django_dramatiq.middleware.DbConnectionsMiddleware",
+        "workers.middleware.ExitWhenAWorkerThreadDies",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
@@ -235,3 +236,6 @@ if SPA_DIST_DIR.is_dir():
     WHITENOISE_ROOT = SPA_DIST_DIR
 WHITENOISE_IMMUTABLE_FILE_TEST = r"^/assets/.+-[A-Za-z0-9_-]{8}\.[A-Za-z0-9]+$"
 # --- end of shop pages ------------------------------------------------------------------------------
+
+# bench/cart_bench.py only: mounts a bare Django view at /bench/baseline (core/bench_views.py).
+BENCH_BASELINE_VIEW = env_bool("BENCH_BASELINE_VIEW", False)
