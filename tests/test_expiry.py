@@ -214,3 +214,12 @@ def test_batch_cancel_skips_orders_someone_else_holds(settings):
     assert cancelled == [free_no]
     assert status_of(held_no) == "pending"
     assert services.cancel_expired_order(order_no=held_no) == "cancelled"
+
+
+def test_one_expiry_message_drains_every_due_order(settings, broker):
+    settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 0
+    settings.SWEEP_BATCH_SIZE = 2
+    numbers = [place_with_holds(u, key=f"d{i}")[0] for i, u in enumerate(UserFactory.create_batch(5))]
+    assert services.cancel_expired_order(order_no=numbers[-1]) == "cancelled"
+    assert {status_of(n) for n in numbers} == {"cancelled"}  # 3 batches of 2, one message
+    assert_ledger_consistent()
