@@ -58,9 +58,31 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
 
-# Every benchmark in bench/ (each prints its own table); extra flags: make bench BENCH_ARGS="--items 5"
+# Every benchmark in bench/ (bench/*_bench.py, each prints its own tables), then ONE table of all
+# of them (bench/report.py, from the summaries they write to var/bench/). About 7 minutes on an
+# idle 2-core machine; see BENCHMARKS.md. BENCH_ONLY="expiry cart" runs some of them; BENCH_ARGS
+# goes to every script (shared flags, e.g. --max-wait 30 --extra-time 60); CHECKOUT_ARGS,
+# EXPIRY_ARGS, COUPON_ARGS and CART_ARGS to one (e.g. EXPIRY_ARGS="--sizes 1000,10000,100000").
+BENCH_ONLY ?=
+BENCH_ARGS ?=
+CHECKOUT_ARGS ?= --items 1,5,20 --extra-items-clients 8
+EXPIRY_ARGS ?=
+COUPON_ARGS ?=
+CART_ARGS ?=
+BENCH_OUT := var/bench
 bench: $(STAMP)
-	@set -e; for script in bench/*_bench.py; do echo "== $$script"; $(PY) $$script $(BENCH_ARGS); done
+	@mkdir -p $(BENCH_OUT); rm -f $(BENCH_OUT)/*.json; status=0; \
+	for script in bench/*_bench.py; do \
+		name=$$(basename $$script _bench.py); \
+		if [ -n "$(BENCH_ONLY)" ] && ! echo " $(BENCH_ONLY) " | grep -q " $$name "; then continue; fi; \
+		case $$name in \
+			checkout) extra="$(CHECKOUT_ARGS)";; expiry) extra="$(EXPIRY_ARGS)";; \
+			coupon) extra="$(COUPON_ARGS)";; cart) extra="$(CART_ARGS)";; *) extra="";; \
+		esac; \
+		echo "== $$script $(BENCH_ARGS) $$extra"; \
+		$(PY) $$script --summary $(BENCH_OUT)/$$name.json $(BENCH_ARGS) $$extra || status=1; \
+	done; \
+	$(PY) bench/report.py $(BENCH_OUT)/*.json; exit $$status
 
 # --- Shop pages (web/: Vue 3 + TypeScript; built into web/dist, served by Django at /) ----------
 .PHONY: web web-test

@@ -1,12 +1,15 @@
 -- One checkout (POST /api/v1/orders) as the SQL the app sends, for pgbench -M simple.
 -- Run by bench/checkout_bench.py; it seeds the users and passes -D first_uid=<first user id of its pool>.
 --
--- Statement for statement what Django sends (captured with CaptureQueriesContext on Postgres):
--- auth user lookup, idempotency replay check, then BEGIN / SET LOCAL lock_timeout / order insert
--- / cart rows FOR UPDATE / enrolment and pending-order checks / points account FOR UPDATE /
--- user coupon FOR UPDATE / order lines (UNNEST bulk insert) / cart delete / coupon update /
--- points update / ledger insert / order update / COMMIT, then the two reads of the response.
--- Each statement is a separate round trip, as from Django (no pipelining, no prepared plans).
+-- Statement for statement what Django sends since commit f56c893 (captured with
+-- CaptureQueriesContext on Postgres): the auth user lookup, then BEGIN / order insert / cart rows
+-- FOR UPDATE / enrolment check / the user's other pending orders (none here, so the order-line
+-- query that would follow is not sent) / points account FOR UPDATE / user coupon FOR UPDATE /
+-- order lines (UNNEST bulk insert) / cart delete / coupon update / points update / ledger insert /
+-- order update / COMMIT. No replay look-up before the insert, no SET LOCAL lock_timeout
+-- (lock_timeout is a connection option now), no reads after the commit (the response is built
+-- from the objects in memory). Each statement is a separate round trip, as from Django (no
+-- pipelining, no prepared plans).
 --
 -- Rows get consumed, so every transaction takes a fresh user: a sequence (non-transactional,
 -- shared by all clients) hands out user ids in order; checkout_bench.py seeds enough of them
@@ -24,11 +27,7 @@ SELECT nextval('bench_pgbench_next_user') AS n \gset
 -- JWTAuth: User.objects.filter(pk=..., is_active=True).first()
 SELECT "core_user"."id", "core_user"."password", "core_user"."last_login", "core_user"."is_superuser", "core_user"."username", "core_user"."first_name", "core_user"."last_name", "core_user"."email", "core_user"."is_staff", "core_user"."is_active", "core_user"."date_joined" FROM "core_user" WHERE ("core_user"."is_active" AND "core_user"."id" = :uid) ORDER BY "core_user"."id" ASC LIMIT 1;
 
--- _replay(): Order.objects.filter(user=..., idempotency_key=...).first()
-SELECT "orders_order".* FROM "orders_order" WHERE ("orders_order"."idempotency_key" = 'pgbench-:n' AND "orders_order"."user_id" = :uid) ORDER BY "orders_order"."created_at" DESC, "orders_order"."id" DESC LIMIT 1;
-
 BEGIN;
-SET LOCAL lock_timeout = '5s';
 
 -- Order.objects.create(...): order_no is fixed-width and increasing, like the app's timestamped one
 INSERT INTO "orders_order" ("order_no", "user_id", "status", "pay_type", "subtotal", "coupon_discount", "points_used", "points_discount", "pay_amount", "user_coupon_id", "idempotency_key", "request_fingerprint", "expires_at", "paid_at", "cancelled_at", "cancel_reason", "refunded_at", "trade_no", "created_at") VALUES ('20990101000000:n', :uid, 'pending', 'alipay', 0.00, 0.00, 0, 0.00, 0.00, NULL, 'pgbench-:n', '3db97aefb70277285f032ba01a62e24d9e578ad53ecf8dc38856280056e0fabc', now() + interval '1800 seconds', NULL, NULL, '', NULL, '', now()) RETURNING "orders_order"."id" AS oid \gset
@@ -38,9 +37,9 @@ INSERT INTO "orders_order" ("order_no", "user_id", "status", "pay_type", "subtot
 WITH locked AS (SELECT "orders_cartitem"."id", "orders_cartitem"."user_id", "orders_cartitem"."course_id", "orders_cartitem"."selected", "orders_cartitem"."created_at", "core_course"."id" AS cid, "core_course"."name", "core_course"."description", "core_course"."picture_url", "core_course"."price", "core_course"."is_active", "core_course"."created_at" AS ccreated FROM "orders_cartitem" INNER JOIN "core_course" ON ("orders_cartitem"."course_id" = "core_course"."id") WHERE ("orders_cartitem"."selected" AND "orders_cartitem"."user_id" = :uid) ORDER BY "orders_cartitem"."id" ASC FOR UPDATE OF "orders_cartitem")
 SELECT string_agg(id::text, ',' ORDER BY id) AS cart_ids, string_agg(course_id::text, ',' ORDER BY id) AS course_ids, array_agg(name ORDER BY id)::text AS names, array_agg(picture_url ORDER BY id)::text AS pics, array_agg(price ORDER BY id)::text AS prices, count(*) AS n_items, sum(price) AS subtotal, sum(price) - 6.00 AS pay_amount FROM locked \gset
 
--- check_not_owned(): enrolments, then other pending orders with these courses
+-- check_not_owned(): enrolments, then the user's other pending orders (their lines only if there are any)
 SELECT "core_enrollment"."course_id" AS "course_id" FROM "core_enrollment" WHERE ("core_enrollment"."course_id" IN (:course_ids) AND "core_enrollment"."user_id" = :uid);
-SELECT "orders_orderline"."course_id" AS "course_id", "orders_order"."order_no" AS "order__order_no" FROM "orders_orderline" INNER JOIN "orders_order" ON ("orders_orderline"."order_id" = "orders_order"."id") WHERE ("orders_orderline"."course_id" IN (:course_ids) AND "orders_order"."status" = 'pending' AND "orders_order"."user_id" = :uid AND NOT ("orders_orderline"."order_id" = :oid)) ORDER BY "orders_orderline"."id" ASC;
+SELECT "orders_order"."id" AS "pk", "orders_order"."order_no" AS "order_no" FROM "orders_order" WHERE ("orders_order"."status" = 'pending' AND "orders_order"."user_id" = :uid AND NOT ("orders_order"."id" = :oid)) ORDER BY "orders_order"."created_at" DESC, "orders_order"."id" DESC;
 
 -- billing.lock_points_account() / lock_user_coupon()
 SELECT "billing_pointsaccount"."id" AS account_id, "billing_pointsaccount"."user_id", "billing_pointsaccount"."balance" AS balance FROM "billing_pointsaccount" WHERE "billing_pointsaccount"."user_id" = :uid ORDER BY "billing_pointsaccount"."id" ASC LIMIT 1 FOR UPDATE \gset
@@ -60,7 +59,3 @@ INSERT INTO "billing_pointsentry" ("account_id", "delta", "balance_after", "reas
 -- order.save(update_fields=[...]): 5.00 coupon + 10 points (1.00)
 UPDATE "orders_order" SET "subtotal" = :subtotal, "coupon_discount" = 5.00, "points_used" = 10, "points_discount" = 1.00, "pay_amount" = :pay_amount, "user_coupon_id" = :uid WHERE "orders_order"."id" = :oid;
 COMMIT;
-
--- The response: selectors.get_user_order() and its lines prefetch
-SELECT "orders_order".* FROM "orders_order" WHERE ("orders_order"."user_id" = :uid AND "orders_order"."order_no" = '20990101000000:n') ORDER BY "orders_order"."created_at" DESC, "orders_order"."id" DESC LIMIT 1;
-SELECT "orders_orderline"."id", "orders_orderline"."order_id", "orders_orderline"."course_id", "orders_orderline"."name", "orders_orderline"."picture_url", "orders_orderline"."price" FROM "orders_orderline" WHERE "orders_orderline"."order_id" IN (:oid) ORDER BY "orders_orderline"."id" ASC;

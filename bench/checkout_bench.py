@@ -4,135 +4,99 @@
 One run does everything (see BENCHMARKS.md for figures and analysis):
 
 1. drops and recreates a dedicated database (default `bench_checkout`) and migrates it;
-2. seeds two disjoint pools of users with plain SQL (fast): each user has a cart of `--items`
-   selected courses, one unused fixed coupon (threshold 0, 5.00 off), a points account of
-   1,000,000 points and the matching `grant` ledger entry (balance == sum of the ledger), and
-   one earlier cancelled order for the same courses (so the planner has real statistics).
-   User ids are explicit, and each user's user-coupon and points-account ids equal the user id,
-   so a client (and pgbench) knows them without asking. Every order consumes a user (cart,
-   coupon); a level takes users in order and the pool is restored before the next level;
+2. seeds, for each `--items` count, two disjoint pools of users with plain SQL (fast): each user
+   has a cart of that many selected courses, one unused fixed coupon (threshold 0, 5.00 off), a
+   points account of 1,000,000 points and the matching `grant` ledger entry (balance == sum of the
+   ledger), and one earlier cancelled order for the same courses (so the planner has real
+   statistics). User ids are explicit, and each user's user-coupon and points-account ids equal
+   the user id, so a client (and pgbench) knows them without asking. Every order consumes a user
+   (cart, coupon); a level takes users in order and the pool is restored before the next level;
 3. mints one JWT access token per API user with `core.auth.encode_token` (same SECRET_KEY as
    the server);
 4. starts gunicorn (`core.wsgi:application`, gthread) against that database and waits for
    /api/v1/health;
-5. for each client count (default 1, 8, 32): restores the API pool (cart rows back, coupons
-   unused, earlier orders cancelled; outside the timed window), warms up, then drives
-   `POST /api/v1/orders` for `--duration` seconds, every request a different user and a new
-   Idempotency-Key; only 201 counts as success;
+5. for each items count and client count (default 1 item; 1, 8, 32 clients): restores the API
+   pool (cart rows back, coupons unused, earlier orders cancelled; outside the timed window),
+   warms up, then drives `POST /api/v1/orders` for `--duration` seconds, every request a
+   different user and a new Idempotency-Key; only 201 counts as success;
 6. stops gunicorn and runs pgbench with `bench/checkout.pgbench.sql` (the same statements the
-   checkout sends, in the same transaction shape) at the same client counts, on its own pool
-   of users, restored the same way before each level;
-7. prints the table (API orders/s, p50, p99, pgbench tps, API/pgbench) plus CPU use per order
-   (from /proc: gunicorn, Postgres, load generator, everything else), then stops the server
-   and drops the database (unless `--keep`).
+   checkout sends, in the same transaction shape) at the same levels, on its own pools of users,
+   restored the same way before each level;
+7. prints one table per items count (API orders/s, p50, p99, pgbench tps, API/pgbench) plus CPU
+   use per order (from /proc: gunicorn, Postgres, load generator, everything else), then stops
+   the server and drops the database (unless `--keep`).
 
 The host is shared: before each level the run waits (briefly) for an idle machine, and a level
 during which other processes took more than `--max-other-load` % of the CPU is measured again
 (within `--extra-time` seconds for the whole run); such figures are flagged in the table.
 
-Plain Python 3.11 stdlib only (http.client + threads). Run it with the project's venv python
-(`make bench`, or `.venv/bin/python bench/checkout_bench.py --help`). Loopback traffic only.
+Plain Python 3.11 stdlib only (http.client + threads), helpers in bench/common.py. Run it with
+the project's venv python (`make bench`, or `.venv/bin/python bench/checkout_bench.py --help`).
+Loopback traffic only.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import math
 import os
-import re
-import resource
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = Path(__file__).resolve().parent
+from common import (
+    BENCH_DIR,
+    CpuSampler,
+    ExtraTime,
+    LevelResult,
+    PgbenchResult,
+    UserPool,
+    add_common_args,
+    app_env,
+    best_of,
+    check_db_name,
+    check_tools,
+    cpu_per_op,
+    database_url,
+    drive,
+    drop_database,
+    find_pgbench,
+    fmt,
+    free_port,
+    int_list,
+    log,
+    machine_info,
+    migrate,
+    mint_tokens,
+    noisy,
+    other_db_activity,
+    psql,
+    recreate_database,
+    run_pgbench,
+    start_server,
+    stop_server,
+    summary_row,
+    wait_for_quiet,
+    write_summary,
+)
+
 PGBENCH_SCRIPT = BENCH_DIR / "checkout.pgbench.sql"
 
-PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
-PG_PORT = os.environ.get("BENCH_PG_PORT", "5432")
-PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
-
-# Explicit, disjoint id ranges for the two pools (user id == user coupon id == points account id).
-API_UID_BASE = 1_000_000  # API users are API_UID_BASE + 1 ... API_UID_BASE + api_users
-PGB_UID_BASE = 5_000_000  # pgbench users are PGB_UID_BASE + 1 ...
+# Explicit, disjoint id ranges for the pools (user id == user coupon id == points account id).
+# Items count number k (0, 1, 2 for --items 1,5,20) uses API users API_UID_BASE + k * API_STRIDE
+# + 1 ... and pgbench users PGB_UID_BASE + k * PGB_STRIDE + 1 ...
+API_UID_BASE = 1_000_000
+API_STRIDE = 200_000
+PGB_UID_BASE = 5_000_000
+PGB_STRIDE = 1_000_000
 COUPON_ID = 1
 COUPON_OFF = "5.00"
 POINTS_GRANT = 1_000_000
 POINTS_PER_ORDER = 10
-SECRET_KEY = "bench-only-secret-key-" + "x" * 32
 PGBENCH_SEQ = "bench_pgbench_next_user"
 PGBENCH_SEQ_START = 10**12
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Postgres helpers (psql / createdb / dropdb from postgresql-client)
-
-
-def pg_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PGDATABASE", None)
-    env.update(PGHOST=PG_HOST, PGPORT=PG_PORT, PGUSER=PG_USER)
-    return env
-
-
-def psql(db: str, sql: str, *, quiet: bool = True) -> str:
-    cmd = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", db, "-At"]
-    if quiet:
-        cmd.append("-q")
-    out = subprocess.run(cmd, input=sql, env=pg_env(), capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"psql failed ({out.returncode}):\n{out.stderr}\n--- SQL ---\n{sql[:2000]}")
-    return out.stdout.strip()
-
-
-def database_url(db: str) -> str:
-    return f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"
-
-
-def recreate_database(db: str) -> None:
-    drop_database(db)
-    subprocess.run(["createdb", db], env=pg_env(), check=True)
-
-
-def drop_database(db: str) -> None:
-    subprocess.run(["dropdb", "--if-exists", "--force", db], env=pg_env(), check=True, capture_output=True)
-
-
-def app_env(db: str, var_dir: str) -> dict[str, str]:
-    """The environment both the server and the token minting see."""
-    env = dict(os.environ)
-    for name in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "DEBUG"):
-        env.pop(name, None)
-    env.update(
-        DJANGO_SETTINGS_MODULE="core.settings",
-        DATABASE_URL=database_url(db),
-        SECRET_KEY=SECRET_KEY,
-        DEBUG="0",
-        JWT_ACCESS_TTL_SECONDS="7200",  # the default 15 minutes could run out during a long run
-        LOG_LEVEL="WARNING",
-        VAR_DIR=var_dir,
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def migrate(python: str, env: dict[str, str], app_dir: Path) -> None:
-    subprocess.run([python, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=app_dir, env=env, check=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,483 +204,69 @@ def restore_pool(db: str, *, lo: int, hi: int, items: int) -> None:
     psql(db, "VACUUM ANALYZE; CHECKPOINT;")
 
 
-MINT_TOKENS = """
-import json, os, sys
-import django
-django.setup()
-from core.auth import ACCESS, encode_token
-from core.models import User
-lo, hi = int(os.environ["BENCH_LO"]), int(os.environ["BENCH_HI"])
-# encode_token only reads user.pk; the rows exist (seeded with these ids) for the server's lookup.
-tokens = {uid: encode_token(user=User(pk=uid), token_type=ACCESS) for uid in range(lo, hi + 1)}
-with open(os.environ["BENCH_TOKENS"], "w") as fh:
-    json.dump(tokens, fh)
-"""
+def api_pool_range(index: int, args) -> tuple[int, int]:
+    lo = API_UID_BASE + index * API_STRIDE + 1
+    return lo, lo + args.api_users - 1
 
 
-def mint_tokens(python: str, env: dict[str, str], *, lo: int, hi: int, tmp: str, app_dir: Path) -> dict[int, str]:
-    path = os.path.join(tmp, "tokens.json")
-    subprocess.run(
-        [python, "-c", MINT_TOKENS],
-        cwd=app_dir,
-        env={**env, "BENCH_LO": str(lo), "BENCH_HI": str(hi), "BENCH_TOKENS": path},
-        check=True,
-    )
-    with open(path) as fh:
-        return {int(k): v for k, v in json.load(fh).items()}
+def pgb_pool_range(index: int, args) -> tuple[int, int]:
+    lo = PGB_UID_BASE + index * PGB_STRIDE + 1
+    return lo, lo + args.pgbench_users - 1
 
 
-# --------------------------------------------------------------------------------------------
-# CPU accounting from /proc (Linux): where the cycles of one order go.
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+def clients_for(index: int, args) -> list[int]:
+    """Client counts for the index-th items count: all of --clients for the first, then
+    --extra-items-clients when given (keeps `make bench` short)."""
+    if index == 0 or not args.extra_items_clients:
+        return args.clients
+    return args.extra_items_clients
 
 
-def _machine_ticks() -> tuple[int, int]:
-    parts = [int(x) for x in _read("/proc/stat").splitlines()[0].split()[1:9]]
-    idle = parts[3] + parts[4]
-    return sum(parts) - idle, sum(parts)
+def drive_checkout(*, port: int, pool: UserPool, clients: int, seconds: float) -> LevelResult:
+    def next_request(_: int):
+        taken = pool.take()
+        if taken is None:
+            return None
+        uid, token = taken
+        body = json.dumps({"pay_type": "alipay", "user_coupon_id": uid, "points": POINTS_PER_ORDER})
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": uuid.uuid4().hex,
+            "Content-Type": "application/json",
+        }
+        return "POST", "/api/v1/orders", body, headers
+
+    return drive(port=port, clients=clients, seconds=seconds, next_request=next_request, ok_status=201)
 
 
-class CpuSampler:
-    """Polls /proc every `interval` s and charges each process's CPU (utime + stime) to a class:
-    server (the gunicorn tree), client (the load generator), pg (backends and autovacuum of the
-    bench database), pg_aux (WAL writer, checkpointer, background writer...: shared, mostly ours),
-    pg_other (other databases' backends). What is left of the machine's busy time is `other`
-    (other people's test runs, this sampler...). Polling, rather than two snapshots, keeps the
-    ticks of processes that exit inside the window (pgbench's backends at its end); at most one
-    interval of their CPU is lost."""
-
-    def __init__(self, *, db: str, server_pid: int | None, client_pids: set[int], interval: float = 0.2):
-        self.db_marker = f" {db} "
-        self.server_pid = server_pid
-        self.client_pids = client_pids
-        self.interval = interval
-        self.first: dict[int, int] = {}
-        self.last: dict[int, int] = {}
-        self.kind: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _classify(self, pid: int, comm: str, ppid: int) -> str | None:
-        if pid in self.client_pids:
-            return "client"
-        if self.server_pid and (pid == self.server_pid or ppid == self.server_pid):
-            return "server"
-        if comm == "postgres":
-            cmdline = _read(f"/proc/{pid}/cmdline").replace("\0", " ")
-            if self.db_marker in cmdline + " ":
-                return "pg"
-            if "(" in cmdline or "autovacuum worker" in cmdline or "parallel worker" in cmdline:
-                return "pg_other"  # a backend or worker of another database
-            return "pg_aux"
-        return None
-
-    def _poll(self, initial: bool) -> None:
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            pid = int(entry)
-            stat = _read(f"/proc/{pid}/stat")
-            if not stat:
-                continue
-            comm, rest = stat[stat.find("(") + 1 : stat.rfind(")")], stat[stat.rfind(")") + 2 :].split()
-            ticks = int(rest[11]) + int(rest[12])
-            if pid not in self.kind:
-                kind = self._classify(pid, comm, int(rest[1]))
-                if kind is None:
-                    continue
-                self.kind[pid] = kind
-                # Born inside the window: all of its CPU is ours to count.
-                self.first[pid] = ticks if initial else 0
-            self.last[pid] = ticks
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._poll(initial=False)
-
-    def start(self) -> CpuSampler:
-        self.machine0 = _machine_ticks()
-        self._poll(initial=True)
-        self._thread.start()
-        return self
-
-    def stop(self, extra_client_ticks: int = 0) -> dict[str, float]:
-        self._stop.set()
-        self._thread.join()
-        self._poll(initial=False)
-        busy1, total1 = _machine_ticks()
-        busy = busy1 - self.machine0[0]
-        wall = max(1, total1 - self.machine0[1])
-        out = {"server": 0, "client": extra_client_ticks, "pg": 0, "pg_aux": 0, "pg_other": 0}
-        for pid, kind in self.kind.items():
-            out[kind] += self.last[pid] - self.first[pid]
-        out["other"] = max(0, busy - sum(out.values()))
-        out["busy"] = busy
-        out["wall"] = wall
-        return out
-
-
-class ExtraTime:
-    """The time a run may spend beyond its levels: waiting for other people's load to pass and
-    re-measuring disturbed levels. Keeps one run bounded on a shared machine."""
-
-    def __init__(self, seconds: float):
-        self.left = seconds
-
-    def spend(self, seconds: float) -> None:
-        self.left = max(0.0, self.left - seconds)
-
-
-def wait_for_quiet(budget: ExtraTime, max_wait: float, threshold: float = 0.25) -> None:
-    """Waits (up to max_wait s, within the budget) until the machine is mostly idle: other
-    people's test runs on this host would otherwise take CPU from the level being measured."""
-    started = time.monotonic()
-    limit = min(max_wait, budget.left)
-    while True:
-        b0, t0 = _machine_ticks()
-        time.sleep(1.0)
-        b1, t1 = _machine_ticks()
-        share = (b1 - b0) / max(1, t1 - t0)
-        waited = time.monotonic() - started
-        if share <= threshold or waited >= limit:
-            budget.spend(max(0.0, waited - 1.0))
-            if share > threshold:
-                log(f"WARNING: machine still {share * 100:.0f}% busy (not us); measuring anyway")
-            return
-        log(f"machine {share * 100:.0f}% busy (someone else's load); waiting for it to settle")
-
-
-def noisy(cpu: dict[str, float], args) -> bool:
-    return cpu.get("other_share", 0.0) > args.max_other_load / 100.0
-
-
-def cpu_per_order(ticks: dict[str, float], orders: int) -> dict[str, float]:
-    """ms of CPU per order for each class, and shares of the whole machine."""
-    per = {
-        k: (ticks[k] * 1000.0 / CLK_TCK / orders if orders else float("nan"))
-        for k in ("server", "client", "pg", "pg_aux", "pg_other", "other")
-    }
-    per["machine_busy"] = ticks["busy"] / ticks["wall"]
-    per["other_share"] = (ticks["other"] + ticks["pg_other"]) / ticks["wall"]
-    return per
-
-
-def other_db_activity(db: str) -> int:
-    """Backends of other databases doing something right now (other people's test runs skew figures)."""
-    out = psql(
-        "postgres",
-        f"SELECT count(*) FROM pg_stat_activity WHERE datname IS NOT NULL AND datname <> '{db}' "
-        "AND state = 'active' AND pid <> pg_backend_pid();",
-    )
-    return int(out or 0)
-
-
-# --------------------------------------------------------------------------------------------
-# The app server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(
-    python: str,
-    env: dict[str, str],
-    *,
-    app_dir: Path,
-    port: int,
-    workers: int,
-    threads: int,
-    worker_class: str,
-    access_log: bool,
-):
-    cmd = [
-        python,
-        "-m",
-        "gunicorn",
-        "core.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--worker-class",
-        worker_class,
-        "--keep-alive",
-        "30",
-        "--backlog",
-        "512",
-        "--log-level",
-        "warning",
-    ]
-    if access_log:
-        cmd += ["--access-logfile", "-"]
-    log_path = os.path.join(env["VAR_DIR"], "server.log")
-    log("server: " + " ".join(cmd[1:]) + f" (output in {log_path})")
-    # The app logs one JSON line per request: to a file, not the terminal.
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{_read(log_path)[-3000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/v1/health")
-            resp = conn.getresponse()
-            body = resp.read()
-            conn.close()
-            if resp.status == 200:
-                log(f"server healthy: {body.decode()}")
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.25)
-    stop_server(proc)
-    raise RuntimeError("server did not become healthy within 60 s")
-
-
-def stop_server(proc) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)  # its own session: gunicorn master + workers only
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-# --------------------------------------------------------------------------------------------
-# The HTTP load generator
-
-
-@dataclass
-class LevelResult:
-    clients: int
-    ok: int = 0
-    elapsed: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: dict[str, int] = field(default_factory=dict)
-    exhausted: bool = False
-    cpu: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float:
-        return self.ok / self.elapsed if self.elapsed else 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)  # nearest-rank percentile
-    k = max(0, min(len(ordered) - 1, math.ceil(q / 100.0 * len(ordered)) - 1))
-    return ordered[k]
-
-
-class UserPool:
-    def __init__(self, tokens: dict[int, str]):
-        self._items = sorted(tokens.items())
-        self._next = 0
-        self._lock = threading.Lock()
-
-    def reset(self) -> None:
-        with self._lock:
-            self._next = 0
-
-    def take(self) -> tuple[int, str] | None:
-        with self._lock:
-            if self._next >= len(self._items):
-                return None
-            item = self._items[self._next]
-            self._next += 1
-            return item
-
-    @property
-    def used(self) -> int:
-        return self._next
-
-
-def drive(*, port: int, pool: UserPool, clients: int, seconds: float) -> LevelResult:
-    result = LevelResult(clients=clients)
-    stop = threading.Event()
-    start_gate = threading.Barrier(clients + 1)
-    lock = threading.Lock()
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        lat: list[float] = []
-        errors: dict[str, int] = {}
-        ok = 0
-        start_gate.wait()
-        while not stop.is_set():
-            taken = pool.take()
-            if taken is None:
-                result.exhausted = True
-                stop.set()
-                break
-            uid, token = taken
-            body = json.dumps({"pay_type": "alipay", "user_coupon_id": uid, "points": POINTS_PER_ORDER})
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Idempotency-Key": uuid.uuid4().hex,
-                "Content-Type": "application/json",
-            }
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", "/api/v1/orders", body=body, headers=headers)
-                resp = conn.getresponse()
-                payload = resp.read()
-                status = resp.status
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                errors[f"transport:{type(exc).__name__}"] = errors.get(f"transport:{type(exc).__name__}", 0) + 1
-                continue
-            dt = (time.perf_counter() - t0) * 1000.0
-            if status == 201:
-                ok += 1
-                lat.append(dt)
-            else:
-                try:
-                    code = json.loads(payload).get("code", "?")
-                except ValueError:
-                    code = "?"
-                key = f"{status}:{code}"
-                errors[key] = errors.get(key, 0) + 1
-        conn.close()
-        with lock:
-            result.ok += ok
-            result.latencies_ms.extend(lat)
-            for k, v in errors.items():
-                result.errors[k] = result.errors.get(k, 0) + v
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    start_gate.wait()
-    t0 = time.perf_counter()
-    stop.wait(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    result.elapsed = time.perf_counter() - t0
-    return result
-
-
-# --------------------------------------------------------------------------------------------
-# pgbench
-
-
-@dataclass
-class PgbenchResult:
-    clients: int
-    tps: float = 0.0
-    transactions: int = 0
-    failed: int = 0
-    p50_ms: float = float("nan")
-    p99_ms: float = float("nan")
-    exhausted: bool = False
-    cpu: dict[str, float] = field(default_factory=dict)
-
-
-def find_pgbench() -> str | None:
-    found = shutil.which("pgbench")
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
-        return str(candidate)
-    return None
-
-
-def run_pgbench(
+def run_checkout_pgbench(
     pgbench: str, db: str, *, clients: int, seconds: int, pool_lo: int, pool_size: int, tmp: str
 ) -> PgbenchResult:
     # One sequence for the whole run (order_no and Idempotency-Key are built from its values, so
     # they must never repeat); values start at 10**12 so those strings are fixed-width.
     psql(db, f"CREATE SEQUENCE IF NOT EXISTS {PGBENCH_SEQ} START {PGBENCH_SEQ_START};")
     offset = int(psql(db, f"SELECT nextval('{PGBENCH_SEQ}');"))
-    log_dir = tempfile.mkdtemp(prefix=f"pgbench-c{clients}-", dir=tmp)
-    cmd = [
+    res = run_pgbench(
         pgbench,
-        "-n",  # no vacuum of pgbench's own tables (we have none)
-        "-M",
-        "simple",  # Django (psycopg 3, client-side binding) sends literal SQL, parsed every time
-        "-c",
-        str(clients),
-        "-j",
-        str(min(2, clients)),
-        "-T",
-        str(seconds),
-        "-D",
-        f"first_uid={pool_lo}",
-        "-D",
-        f"seq_offset={offset}",
-        "-f",
-        str(PGBENCH_SCRIPT),
-        "-l",
-        "--log-prefix",
-        os.path.join(log_dir, "tx"),
         db,
-    ]
-    log("pgbench: " + " ".join(cmd[1:]))
-    sampler = CpuSampler(db=db, server_pid=None, client_pids=set()).start()
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, env=pg_env(), capture_output=True, text=True)
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # pgbench itself (the load generator) is the only child that ran in between: exact figure.
-    pgbench_ticks = int((ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) * CLK_TCK)
-    ticks = sampler.stop(extra_client_ticks=pgbench_ticks)
-    out, err = proc.stdout, proc.stderr
-    if proc.returncode not in (0, 2):  # pgbench 15 exits 2 when some clients aborted
-        raise RuntimeError(f"pgbench failed ({proc.returncode}):\n{out}\n{err}")
-    res = PgbenchResult(clients=clients)
-    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
-    res.tps = float(m.group(1)) if m else 0.0
-    m = re.search(r"number of transactions actually processed: (\d+)", out)
-    res.transactions = int(m.group(1)) if m else 0
-    m = re.search(r"number of failed transactions: (\d+)", out)
-    res.failed = int(m.group(1)) if m else 0
-    if "aborted" in err or proc.returncode == 2:
-        log("pgbench stderr:\n" + err[-2000:])
-        res.failed = max(res.failed, 1)
-    latencies = []
-    for name in os.listdir(log_dir):
-        with open(os.path.join(log_dir, name)) as fh:
-            for line in fh:
-                parts = line.split()
-                if len(parts) >= 3:
-                    latencies.append(int(parts[2]) / 1000.0)  # microseconds -> ms
-    res.p50_ms = percentile(latencies, 50)
-    res.p99_ms = percentile(latencies, 99)
+        script=PGBENCH_SCRIPT,
+        clients=clients,
+        seconds=seconds,
+        tmp=tmp,
+        defines={"first_uid": pool_lo, "seq_offset": offset},
+    )
     used = int(psql(db, f"SELECT last_value FROM {PGBENCH_SEQ};")) - offset
     res.exhausted = used > pool_size
-    res.cpu = cpu_per_order(ticks, res.transactions)
     return res
 
 
 # --------------------------------------------------------------------------------------------
 
 
-def fmt(x: float, digits: int = 1) -> str:
-    return "n/a" if x != x else f"{x:.{digits}f}"
-
-
-def print_report(args, api: list[LevelResult], pgb: dict[int, PgbenchResult], setup: str) -> None:
+def print_report(args, items: int, api: list[LevelResult], pgb: dict[int, PgbenchResult], setup: str) -> list[str]:
+    """Prints the tables of one items count; returns the notes (flags) for the summary."""
     lines = []
-    lines.append(f"Checkout benchmark: {args.items} item(s) per order, {args.duration}s per level, {setup}")
+    lines.append(f"Checkout benchmark: {items} item(s) per order, {args.duration}s per level, {setup}")
     lines.append("")
     header = (
         "| clients | API orders/s | p50 ms | p99 ms | pgbench tps | pgbench p50 ms | pgbench p99 ms | API/pgbench |"
@@ -724,16 +274,17 @@ def print_report(args, api: list[LevelResult], pgb: dict[int, PgbenchResult], se
     lines.append(header)
     lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
     by_clients = {r.clients: r for r in api}
-    for c in args.clients:
+    levels = sorted(set(by_clients) | set(pgb))
+    for c in levels:
         a, p = by_clients.get(c), pgb.get(c)
         rate = a.rate if a else float("nan")
         tps = p.tps if p else float("nan")
         ratio = f"{rate / tps * 100:.0f}%" if a and p and tps else "n/a"
-        flag_a = "*" if a and (a.exhausted or a.errors or noisy(a.cpu, args)) else ""
-        flag_p = "*" if p and (p.exhausted or p.failed or noisy(p.cpu, args)) else ""
+        flag_a = "*" if a and (a.exhausted or a.errors or noisy(a.cpu, args.max_other_load)) else ""
+        flag_p = "*" if p and (p.exhausted or p.failed or noisy(p.cpu, args.max_other_load)) else ""
         lines.append(
-            f"| {c} | {fmt(rate)}{flag_a} | {fmt(percentile(a.latencies_ms, 50)) if a else 'n/a'} "
-            f"| {fmt(percentile(a.latencies_ms, 99)) if a else 'n/a'} | {fmt(tps)}{flag_p} "
+            f"| {c} | {fmt(rate)}{flag_a} | {fmt(a.p50) if a else 'n/a'} "
+            f"| {fmt(a.p99) if a else 'n/a'} | {fmt(tps)}{flag_p} "
             f"| {fmt(p.p50_ms, 2) if p else 'n/a'} | {fmt(p.p99_ms, 2) if p else 'n/a'} | {ratio} |"
         )
     lines.append("")
@@ -743,7 +294,7 @@ def print_report(args, api: list[LevelResult], pgb: dict[int, PgbenchResult], se
     lines.append("")
     lines.append("| clients | run | server | pg | pg aux | client | machine busy | other load |")
     lines.append("|---:|---|---:|---:|---:|---:|---:|---:|")
-    for c in args.clients:
+    for c in levels:
         for label, r in (("API", by_clients.get(c)), ("pgbench", pgb.get(c))):
             if r and r.cpu:
                 cpu = r.cpu
@@ -753,7 +304,7 @@ def print_report(args, api: list[LevelResult], pgb: dict[int, PgbenchResult], se
                 )
     notes = []
     for label, r in [("API", r) for r in api] + [("pgbench", p) for p in pgb.values()]:
-        if r.cpu and noisy(r.cpu, args):
+        if r.cpu and noisy(r.cpu, args.max_other_load):
             notes.append(
                 f"{label} c={r.clients}: other processes used {r.cpu['other_share'] * 100:.0f}% of the machine "
                 "during the level even after retries: treat the figure as a lower bound"
@@ -775,63 +326,78 @@ def print_report(args, api: list[LevelResult], pgb: dict[int, PgbenchResult], se
     c8a, c8p = by_clients.get(8), pgb.get(8)
     if c8a and c8p and c8p.tps:
         ratio = c8a.rate / c8p.tps
-        p99 = percentile(c8a.latencies_ms, 99)
         lines.append(
             f"Targets at 8 clients: API >= 30% of SQL-only -> {ratio * 100:.0f}% "
-            f"({'met' if ratio >= 0.30 else 'MISSED'}); p99 < 50 ms -> {fmt(p99)} ms "
-            f"({'met' if p99 < 50 else 'MISSED'})"
+            f"({'met' if ratio >= 0.30 else 'MISSED'}); p99 < 50 ms -> {fmt(c8a.p99)} ms "
+            f"({'met' if c8a.p99 < 50 else 'MISSED'})"
         )
     print("\n".join(lines), flush=True)
+    return notes
+
+
+def summary_rows(args, items: int, api: list[LevelResult], pgb: dict[int, PgbenchResult]) -> list[dict]:
+    rows = []
+    by_clients = {r.clients: r for r in api}
+    for c in sorted(set(by_clients) | set(pgb)):
+        a, p = by_clients.get(c), pgb.get(c)
+        flags = []
+        if a and noisy(a.cpu, args.max_other_load):
+            flags.append(f"API level under load ({a.cpu['other_share'] * 100:.0f}% other)")
+        if p and noisy(p.cpu, args.max_other_load):
+            flags.append(f"pgbench level under load ({p.cpu['other_share'] * 100:.0f}% other)")
+        if a and a.errors:
+            flags.append(f"API errors {a.errors}")
+        if a and a.exhausted:
+            flags.append("API user pool exhausted (raise --api-users)")
+        if c == 8 and a and p and p.tps:
+            flags.append(
+                f"target >=30% {'met' if a.rate / p.tps >= 0.30 else 'missed'}, "
+                f"p99<50ms {'met' if a.p99 < 50 else 'missed'}"
+            )
+        rows.append(
+            summary_row(
+                bench="checkout",
+                case=f"{items} item(s), {c} clients",
+                app=f"{fmt(a.rate)} orders/s" if a else "n/a",
+                baseline=f"pgbench {fmt(p.tps)} tps" if p else "",
+                ratio=(a.rate / p.tps) if a and p and p.tps else None,
+                p50=f"{fmt(a.p50)} ms" if a else "",
+                p99=f"{fmt(a.p99)} ms" if a else "",
+                note="; ".join(flags),
+            )
+        )
+    return rows
 
 
 def parse_args(argv: list[str] | None = None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--items", type=int, default=1, help="selected cart items per order (default 1)")
+    p.add_argument("--items", default="1", help="selected cart items per order, comma-separated (default 1)")
     p.add_argument("--clients", default="1,8,32", help="comma-separated concurrency levels (default 1,8,32)")
+    p.add_argument(
+        "--extra-items-clients",
+        default="",
+        help="concurrency levels for the 2nd and later --items counts (default: the same as --clients)",
+    )
     p.add_argument("--duration", type=int, default=12, help="seconds per level, API and pgbench (default 12)")
     p.add_argument("--warmup", type=float, default=2.0, help="untimed seconds before each API level (default 2)")
     p.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4: two per core)")
     p.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker (default 2)")
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread, as make run)")
-    p.add_argument("--api-users", type=int, default=8000, help="API users, reused each level (default 8000)")
-    p.add_argument("--pgbench-users", type=int, default=25000, help="pgbench users, reused each level (default 25000)")
-    p.add_argument(
-        "--max-wait", type=float, default=20, help="seconds to wait for an idle machine before each level (default 20)"
-    )
-    p.add_argument(
-        "--extra-time",
-        type=float,
-        default=90,
-        help="total seconds a run may add for waiting and re-measuring disturbed levels (default 90)",
-    )
-    p.add_argument(
-        "--max-other-load",
-        type=float,
-        default=10,
-        help="re-measure a level when other processes used more than this %% of the machine (default 10)",
-    )
-    p.add_argument(
-        "--retries", type=int, default=1, help="re-measurements per disturbed level; the least disturbed is kept"
-    )
-    p.add_argument("--db", default="bench_checkout", help="database to (re)create (default bench_checkout)")
-    p.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    p.add_argument("--api-users", type=int, default=8000, help="API users per items count (default 8000)")
+    p.add_argument("--pgbench-users", type=int, default=25000, help="pgbench users per items count (default 25000)")
     p.add_argument("--skip-api", action="store_true")
     p.add_argument("--skip-pgbench", action="store_true")
     p.add_argument("--access-log", action="store_true", help="gunicorn access log to stdout, as `make run` does")
-    p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
-    p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="the project's python")
-    p.add_argument(
-        "--app-dir",
-        type=Path,
-        default=ROOT,
-        help="project tree to serve and migrate (default: this checkout); e.g. a copy with a change to A/B",
-    )
+    add_common_args(p, db="bench_checkout")
     args = p.parse_args(argv)
-    args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
-    if args.items < 1:
+    args.clients = int_list(args.clients)
+    args.extra_items_clients = int_list(args.extra_items_clients)
+    args.items = int_list(args.items)
+    if not args.items or min(args.items) < 1:
         p.error("--items must be >= 1")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.db) or args.db in {"postgres", "test", "template0", "template1"}:
-        p.error("--db must be a plain lower-case name of a throw-away database")
+    if args.api_users > API_STRIDE or args.pgbench_users > PGB_STRIDE:
+        p.error(f"at most {API_STRIDE} API users and {PGB_STRIDE} pgbench users per items count")
+    check_db_name(p, args.db)
     return args
 
 
@@ -841,31 +407,32 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_pgbench and not pgbench:
         log("pgbench not found (apt-get install postgresql-client); use --skip-pgbench")
         return 2
-    for tool in ("psql", "createdb", "dropdb"):
-        if not shutil.which(tool):
-            log(f"{tool} not found (postgresql-client)")
-            return 2
+    if not check_tools("psql", "createdb", "dropdb"):
+        return 2
     tmp = tempfile.mkdtemp(prefix="checkout-bench-")
     env = app_env(args.db, tmp)
     server = None
-    api_results: list[LevelResult] = []
-    pgb_results: dict[int, PgbenchResult] = {}
-    courses = max(50, args.items)
-    api_lo, api_hi = API_UID_BASE + 1, API_UID_BASE + args.api_users
-    pgb_lo, pgb_hi = PGB_UID_BASE + 1, PGB_UID_BASE + args.pgbench_users
+    api_results: dict[int, list[LevelResult]] = {items: [] for items in args.items}
+    pgb_results: dict[int, dict[int, PgbenchResult]] = {items: {} for items in args.items}
+    courses = max(50, max(args.items))
     budget = ExtraTime(args.extra_time)
     level_cost = args.duration + args.warmup + 3  # a re-measurement, restore included
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
     try:
         t0 = time.monotonic()
         log(f"recreating database {args.db} and migrating")
         recreate_database(args.db)
         migrate(args.python, env, args.app_dir)
-        log(f"seeding {args.api_users} API users + {args.pgbench_users} pgbench users, {args.items} item(s) each")
-        seed_catalogue(args.db, courses=courses, coupon_quantity=args.api_users + args.pgbench_users)
-        if not args.skip_api:
-            seed_users(args.db, lo=api_lo, hi=api_hi, items=args.items)
-        if not args.skip_pgbench:
-            seed_users(args.db, lo=pgb_lo, hi=pgb_hi, items=args.items)
+        log(f"seeding {args.api_users} API users + {args.pgbench_users} pgbench users per items count {args.items}")
+        quantity = len(args.items) * (args.api_users + args.pgbench_users)
+        seed_catalogue(args.db, courses=courses, coupon_quantity=quantity)
+        for k, items in enumerate(args.items):
+            if not args.skip_api:
+                lo, hi = api_pool_range(k, args)
+                seed_users(args.db, lo=lo, hi=hi, items=items)
+            if not args.skip_pgbench:
+                lo, hi = pgb_pool_range(k, args)
+                seed_users(args.db, lo=lo, hi=hi, items=items)
         finish_seeding(args.db)
         log(f"seeded in {time.monotonic() - t0:.1f}s")
         busy = other_db_activity(args.db)
@@ -873,8 +440,6 @@ def main(argv: list[str] | None = None) -> int:
             log(f"WARNING: {busy} active backends in other databases: figures may be skewed")
 
         if not args.skip_api:
-            tokens = mint_tokens(args.python, env, lo=api_lo, hi=api_hi, tmp=tmp, app_dir=args.app_dir)
-            pool = UserPool(tokens)
             port = free_port()
             server = start_server(
                 args.python,
@@ -886,94 +451,88 @@ def main(argv: list[str] | None = None) -> int:
                 worker_class=args.worker_class,
                 access_log=args.access_log,
             )
-            for clients in args.clients:
-                best = None  # of the attempts, the one least disturbed by other load
-                for attempt in range(args.retries + 1):
-                    restore_pool(args.db, lo=api_lo, hi=api_hi, items=args.items)
-                    pool.reset()
-                    wait_for_quiet(budget, args.max_wait)
-                    if args.warmup > 0:
-                        drive(port=port, pool=pool, clients=clients, seconds=args.warmup)
-                    sampler = CpuSampler(db=args.db, server_pid=server.pid, client_pids={os.getpid()}).start()
-                    res = drive(port=port, pool=pool, clients=clients, seconds=args.duration)
-                    res.cpu = cpu_per_order(sampler.stop(), res.ok)
-                    log(
-                        f"API c={clients}: {res.ok} orders in {res.elapsed:.1f}s = {res.rate:.1f}/s, "
-                        f"p50 {fmt(percentile(res.latencies_ms, 50))} ms, "
-                        f"p99 {fmt(percentile(res.latencies_ms, 99))} ms, errors {res.errors or 'none'}, "
-                        f"other load {res.cpu['other_share'] * 100:.0f}%"
+            for k, items in enumerate(args.items):
+                lo, hi = api_pool_range(k, args)
+                pool = UserPool(mint_tokens(args.python, env, lo=lo, hi=hi, tmp=tmp, app_dir=args.app_dir))
+                for clients in clients_for(k, args):
+
+                    def measure(lo=lo, hi=hi, items=items, clients=clients, pool=pool):
+                        restore_pool(args.db, lo=lo, hi=hi, items=items)
+                        pool.reset()
+                        wait_for_quiet(budget, args.max_wait)
+                        if args.warmup > 0:
+                            drive_checkout(port=port, pool=pool, clients=clients, seconds=args.warmup)
+                        sampler = CpuSampler(db=args.db, server_pid=server.pid, client_pids={os.getpid()}).start()
+                        res = drive_checkout(port=port, pool=pool, clients=clients, seconds=args.duration)
+                        res.cpu = cpu_per_op(sampler.stop(), res.ok)
+                        log(
+                            f"API items={items} c={clients}: {res.ok} orders in {res.elapsed:.1f}s = "
+                            f"{res.rate:.1f}/s, p50 {fmt(res.p50)} ms, p99 {fmt(res.p99)} ms, "
+                            f"errors {res.errors or 'none'}, other load {res.cpu['other_share'] * 100:.0f}%"
+                        )
+                        return res
+
+                    api_results[items].append(
+                        best_of(measure, args=args, budget=budget, level_cost=level_cost, label=f"API c={clients}")
                     )
-                    if best is None or res.cpu["other_share"] < best.cpu["other_share"]:
-                        best = res
-                    if not noisy(res.cpu, args) or attempt == args.retries or budget.left < level_cost:
-                        break
-                    budget.spend(level_cost)
-                    log("someone else's load disturbed this level; measuring it again")
-                api_results.append(best)
             stop_server(server)
             server = None
 
         if not args.skip_pgbench:
-            for clients in args.clients:
-                best = None  # of the attempts, the one least disturbed by other load
-                for attempt in range(args.retries + 1):
-                    restore_pool(args.db, lo=pgb_lo, hi=pgb_hi, items=args.items)
-                    wait_for_quiet(budget, args.max_wait)
-                    res = run_pgbench(
-                        pgbench,
-                        args.db,
-                        clients=clients,
-                        seconds=args.duration,
-                        pool_lo=pgb_lo,
-                        pool_size=args.pgbench_users,
-                        tmp=tmp,
+            for k, items in enumerate(args.items):
+                lo, hi = pgb_pool_range(k, args)
+                for clients in clients_for(k, args):
+
+                    def measure(lo=lo, hi=hi, items=items, clients=clients):
+                        restore_pool(args.db, lo=lo, hi=hi, items=items)
+                        wait_for_quiet(budget, args.max_wait)
+                        res = run_checkout_pgbench(
+                            pgbench,
+                            args.db,
+                            clients=clients,
+                            seconds=args.duration,
+                            pool_lo=lo,
+                            pool_size=args.pgbench_users,
+                            tmp=tmp,
+                        )
+                        log(
+                            f"pgbench items={items} c={clients}: {res.tps:.1f} tps ({res.transactions} tx, "
+                            f"{res.failed} failed), p50 {fmt(res.p50_ms, 2)} ms, p99 {fmt(res.p99_ms, 2)} ms, "
+                            f"other load {res.cpu['other_share'] * 100:.0f}%"
+                        )
+                        if res.exhausted:
+                            log(f"WARNING: pgbench used more than {args.pgbench_users} users; raise --pgbench-users")
+                        return res
+
+                    pgb_results[items][clients] = best_of(
+                        measure, args=args, budget=budget, level_cost=level_cost, label=f"pgbench c={clients}"
                     )
-                    log(
-                        f"pgbench c={clients}: {res.tps:.1f} tps ({res.transactions} tx, {res.failed} failed), "
-                        f"p50 {fmt(res.p50_ms, 2)} ms, p99 {fmt(res.p99_ms, 2)} ms, "
-                        f"other load {res.cpu['other_share'] * 100:.0f}%"
-                    )
-                    if res.exhausted:
-                        log(f"WARNING: pgbench used more than {args.pgbench_users} users; raise --pgbench-users")
-                    if best is None or res.cpu["other_share"] < best.cpu["other_share"]:
-                        best = res
-                    if not noisy(res.cpu, args) or attempt == args.retries or budget.left < level_cost:
-                        break
-                    budget.spend(level_cost)
-                    log("someone else's load disturbed this level; measuring it again")
-                pgb_results[clients] = best
 
         setup = f"gunicorn {args.worker_class} {args.workers} workers x {args.threads} threads"
-        print_report(args, api_results, pgb_results, setup)
+        rows = []
+        for items in args.items:
+            print_report(args, items, api_results[items], pgb_results[items], setup)
+            print()
+            rows += summary_rows(args, items, api_results[items], pgb_results[items])
+        write_summary(args.summary, "checkout", rows, started=started, machine=machine_info())
         if args.json:
             with open(args.json, "w") as fh:
                 json.dump(
                     {
+                        "started": started,
                         "items": args.items,
                         "duration": args.duration,
                         "workers": args.workers,
                         "threads": args.threads,
-                        "api": [
-                            {
-                                "clients": r.clients,
-                                "orders": r.ok,
-                                "elapsed": r.elapsed,
-                                "rate": r.rate,
-                                "p50_ms": percentile(r.latencies_ms, 50),
-                                "p99_ms": percentile(r.latencies_ms, 99),
-                                "errors": r.errors,
-                                "exhausted": r.exhausted,
-                                "cpu": r.cpu,
-                            }
-                            for r in api_results
-                        ],
-                        "pgbench": [vars(p) for p in pgb_results.values()],
+                        "machine": machine_info(),
+                        "api": {str(i): [r.as_dict() for r in api_results[i]] for i in args.items},
+                        "pgbench": {str(i): [vars(p) for p in pgb_results[i].values()] for i in args.items},
                     },
                     fh,
                     indent=2,
                 )
-        failed = any(r.errors or r.exhausted for r in api_results) or any(
-            p.failed or p.exhausted for p in pgb_results.values()
+        failed = any(r.errors or r.exhausted for rs in api_results.values() for r in rs) or any(
+            p.failed or p.exhausted for ps in pgb_results.values() for p in ps.values()
         )
         return 1 if failed else 0
     finally:

@@ -1,0 +1,449 @@
+#!/usr/bin/env python3
+"""Flash-sale coupon claims: POST /api/v1/coupons/{id}/claim on ONE coupon (a hot row) vs pgbench.
+
+Many users claim the same coupon at once; it has plenty of stock, so every claim succeeds and
+every claim updates the same `billing_coupon` row (`issued_count = issued_count + 1 WHERE
+issued_count < total_quantity`): the row lock serialises them from that UPDATE to the COMMIT.
+
+One run (see BENCHMARKS.md for figures and analysis):
+
+1. drops and recreates a dedicated database (default `bench_coupon`), migrates it, and seeds
+   with plain SQL one hot coupon (10,000,000 in stock), a small coupon for the sold-out check,
+   a pool of API users and a pool of pgbench users (each user claims once);
+2. starts gunicorn (4 workers x 2 threads, as the checkout benchmark) and, for each client count
+   (default 1, 8, 32), restores the pool (claims deleted, issued_count back to 0; untimed), warms
+   up, then drives the claim for `--duration` s, every request a different user; only 201 counts.
+   After each level it checks issued_count == number of 201 answers == user coupon rows;
+3. checks no oversell: `--soldout-claims` users claim a coupon with half that stock at 32 clients:
+   exactly the stock answers 201, the rest 409 coupon_sold_out, issued_count == stock;
+4. runs pgbench at the same client counts with `bench/coupon_tx.pgbench.sql` (variant "tx": the
+   hot-row transaction alone, BEGIN / UPDATE / INSERT / COMMIT, the ratio's baseline) and
+   `bench/coupon.pgbench.sql` (variant "full": every statement the endpoint sends, the reads
+   before the transaction included); `--variants` adds "cte" (`bench/coupon_cte.pgbench.sql`: the
+   same claim as one UPDATE ... RETURNING / INSERT statement, a possible app change) and checks
+   issued_count == transactions == rows the same way;
+5. prints the table (claims/s, p50, p99 for the API and each pgbench variant; API/pgbench).
+
+Helpers in bench/common.py (waiting for an idle machine, re-measuring disturbed levels, CPU from
+/proc). Stdlib only, loopback only; needs psql/createdb/dropdb/pgbench (postgresql-client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from common import (
+    BENCH_DIR,
+    CpuSampler,
+    ExtraTime,
+    LevelResult,
+    PgActivitySampler,
+    PgbenchResult,
+    UserPool,
+    add_common_args,
+    app_env,
+    best_of,
+    check_db_name,
+    check_tools,
+    cpu_per_op,
+    database_url,
+    drive,
+    drop_database,
+    find_pgbench,
+    fmt,
+    free_port,
+    int_list,
+    log,
+    machine_info,
+    migrate,
+    mint_tokens,
+    noisy,
+    other_db_activity,
+    psql,
+    recreate_database,
+    run_pgbench,
+    start_server,
+    stop_server,
+    summary_row,
+    wait_for_quiet,
+    write_summary,
+)
+
+HOT_COUPON = 1
+SOLDOUT_COUPON = 2
+HOT_STOCK = 10_000_000
+API_UID_BASE = 1_000_000
+SOLDOUT_UID_BASE = 3_000_000
+PGB_UID_BASE = 5_000_000
+PGBENCH_SEQ = "bench_coupon_next_user"
+PGBENCH_SEQ_START = 10**12
+SCRIPTS = {
+    "tx": BENCH_DIR / "coupon_tx.pgbench.sql",
+    "full": BENCH_DIR / "coupon.pgbench.sql",
+    "cte": BENCH_DIR / "coupon_cte.pgbench.sql",
+}
+
+
+def seed(db: str, *, api_users: int, pgbench_users: int, soldout_claims: int) -> None:
+    psql(
+        db,
+        f"""
+        BEGIN;
+        INSERT INTO billing_coupon (id, name, kind, threshold, amount_off, percent_off, starts_at, ends_at,
+                                    total_quantity, issued_count, created_at)
+        VALUES ({HOT_COUPON}, 'Bench flash sale', 'fixed', 0, 5.00, NULL, '2000-01-01 00:00:00+00',
+                '2999-01-01 00:00:00+00', {HOT_STOCK}, 0, now()),
+               ({SOLDOUT_COUPON}, 'Bench sold out', 'fixed', 0, 5.00, NULL, '2000-01-01 00:00:00+00',
+                '2999-01-01 00:00:00+00', {soldout_claims // 2}, 0, now());
+        SELECT setval(pg_get_serial_sequence('billing_coupon', 'id'), {SOLDOUT_COUPON});
+        INSERT INTO core_user (id, password, last_login, is_superuser, username, first_name, last_name, email,
+                               is_staff, is_active, date_joined)
+        SELECT g, '!bench', NULL, false, 'claim' || g, '', '', '', false, true, now()
+        FROM (SELECT generate_series({API_UID_BASE + 1}, {API_UID_BASE + api_users}) g
+              UNION ALL SELECT generate_series({SOLDOUT_UID_BASE + 1}, {SOLDOUT_UID_BASE + soldout_claims})
+              UNION ALL SELECT generate_series({PGB_UID_BASE + 1}, {PGB_UID_BASE + pgbench_users})) u;
+        SELECT setval(pg_get_serial_sequence('core_user', 'id'), (SELECT max(id) FROM core_user));
+        COMMIT;
+        VACUUM ANALYZE;
+        """,
+    )
+
+
+def restore(db: str) -> None:
+    """Every user can claim again: claims of the hot coupon deleted, its issued_count back to 0."""
+    psql(
+        db,
+        f"""
+        BEGIN;
+        DELETE FROM billing_usercoupon WHERE coupon_id = {HOT_COUPON};
+        UPDATE billing_coupon SET issued_count = 0 WHERE id = {HOT_COUPON};
+        COMMIT;
+        """,
+    )
+    psql(db, "VACUUM ANALYZE billing_coupon; VACUUM ANALYZE billing_usercoupon; CHECKPOINT;")
+
+
+def issued(db: str, coupon: int) -> tuple[int, int]:
+    out = psql(
+        db,
+        f"SELECT issued_count, (SELECT count(*) FROM billing_usercoupon WHERE coupon_id = {coupon}) "
+        f"FROM billing_coupon WHERE id = {coupon};",
+    )
+    a, b = out.split("|")
+    return int(a), int(b)
+
+
+def claim_requests(pool: UserPool, coupon: int):
+    path = f"/api/v1/coupons/{coupon}/claim"
+
+    def next_request(_: int):
+        taken = pool.take()
+        if taken is None:
+            return None
+        return "POST", path, b"", {"Authorization": f"Bearer {taken[1]}", "Content-Length": "0"}
+
+    return next_request
+
+
+def run_api_level(args, *, port: int, server_pid: int, pool: UserPool, clients: int, budget: ExtraTime) -> LevelResult:
+    restore(args.db)
+    pool.reset()
+    wait_for_quiet(budget, args.max_wait)
+    warm = drive(
+        port=port, clients=clients, seconds=args.warmup, next_request=claim_requests(pool, HOT_COUPON), ok_status=201
+    )
+    activity = PgActivitySampler(args.db).start()
+    sampler = CpuSampler(db=args.db, server_pid=server_pid, client_pids={os.getpid(), activity.proc.pid}).start()
+    res = drive(
+        port=port, clients=clients, seconds=args.duration, next_request=claim_requests(pool, HOT_COUPON), ok_status=201
+    )
+    res.cpu = cpu_per_op(sampler.stop(), res.ok)
+    res.activity = activity.stop()
+    count, rows = issued(args.db, HOT_COUPON)
+    res.verified = count == rows == warm.ok + res.ok and not warm.errors
+    res.verify_text = f"issued_count {count}, rows {rows}, 201s {warm.ok + res.ok} (warm-up {warm.ok})"
+    log(
+        f"API c={clients}: {res.ok} claims in {res.elapsed:.1f}s = {res.rate:.1f}/s, p50 {fmt(res.p50)} ms, "
+        f"p99 {fmt(res.p99)} ms, errors {res.errors or 'none'}, other load {res.cpu['other_share'] * 100:.0f}%; "
+        f"{res.verify_text} -> {'OK' if res.verified else 'MISMATCH'}"
+    )
+    return res
+
+
+def soldout_check(args, *, port: int, tokens: dict[int, str]) -> dict:
+    stock = args.soldout_claims // 2
+    pool = UserPool(tokens)
+    res = drive(
+        port=port, clients=32, seconds=60, next_request=claim_requests(pool, SOLDOUT_COUPON), ok_status=201
+    )  # ends when the pool is used up
+    count, rows = issued(args.db, SOLDOUT_COUPON)
+    sold_out = res.errors.get("409:coupon_sold_out", 0)
+    ok = res.ok == stock == count == rows and sold_out == args.soldout_claims - stock
+    out = {"claims": args.soldout_claims, "stock": stock, "201": res.ok, "409_sold_out": sold_out}
+    out.update(issued_count=count, rows=rows, other_errors={k: v for k, v in res.errors.items() if "sold_out" not in k})
+    out["ok"] = ok
+    log(f"sold-out check: {out} -> {'OK' if ok else 'OVERSOLD OR LOST'}")
+    return out
+
+
+def run_pgbench_level(args, pgbench: str, *, variant: str, clients: int, tmp: str, budget: ExtraTime) -> PgbenchResult:
+    restore(args.db)
+    psql(args.db, f"CREATE SEQUENCE IF NOT EXISTS {PGBENCH_SEQ} START {PGBENCH_SEQ_START};")
+    offset = int(psql(args.db, f"SELECT nextval('{PGBENCH_SEQ}');"))
+    wait_for_quiet(budget, args.max_wait)
+    activity = PgActivitySampler(args.db).start()
+    res = run_pgbench(
+        pgbench,
+        args.db,
+        script=SCRIPTS[variant],
+        clients=clients,
+        seconds=args.duration,
+        tmp=tmp,
+        defines={"first_uid": PGB_UID_BASE + 1, "seq_offset": offset, "coupon_id": HOT_COUPON},
+        client_pids={activity.proc.pid},
+    )
+    res.activity = activity.stop()
+    used = int(psql(args.db, f"SELECT last_value FROM {PGBENCH_SEQ};")) - offset
+    res.exhausted = used > args.pgbench_users
+    count, rows = issued(args.db, HOT_COUPON)
+    res.verified = count == rows == res.transactions and not res.failed
+    res.verify_text = f"issued_count {count}, rows {rows}, transactions {res.transactions}"
+    log(
+        f"pgbench {variant} c={clients}: {res.tps:.1f} tps, p50 {fmt(res.p50_ms, 2)} ms, "
+        f"p99 {fmt(res.p99_ms, 2)} ms, other load {res.cpu['other_share'] * 100:.0f}%; {res.verify_text} -> "
+        f"{'OK' if res.verified else 'MISMATCH'}"
+    )
+    return res
+
+
+def print_report(args, api: dict[int, LevelResult], pgb: dict[str, dict[int, PgbenchResult]], soldout: dict) -> None:
+    variants = list(pgb)
+    head = "| clients | API claims/s | p50 ms | p99 ms |"
+    rule = "|---:|---:|---:|---:|"
+    for v in variants:
+        head += f" pgbench {v} tps | {v} p50 ms | {v} p99 ms | API/{v} |"
+        rule += "---:|---:|---:|---:|"
+    lines = [
+        f"Coupon claim benchmark: one hot coupon, {args.duration}s per level, gunicorn gthread "
+        f"{args.workers} workers x {args.threads} threads",
+        "",
+        head,
+        rule,
+    ]
+    for c in args.clients:
+        a = api.get(c)
+        flag = "*" if a and (noisy(a.cpu, args.max_other_load) or a.errors or not a.verified) else ""
+        row = f"| {c} | {fmt(a.rate) if a else 'n/a'}{flag} | {fmt(a.p50) if a else 'n/a'} "
+        row += f"| {fmt(a.p99) if a else 'n/a'} |"
+        for v in variants:
+            p = pgb[v].get(c)
+            pflag = "*" if p and (noisy(p.cpu, args.max_other_load) or p.failed or not p.verified) else ""
+            ratio = f"{a.rate / p.tps * 100:.0f}%" if a and p and p.tps else "n/a"
+            row += (
+                f" {fmt(p.tps) if p else 'n/a'}{pflag} | {fmt(p.p50_ms, 2) if p else 'n/a'} "
+                f"| {fmt(p.p99_ms, 2) if p else 'n/a'} | {ratio} |"
+            )
+        lines.append(row)
+    lines += [
+        "",
+        "CPU per claim in ms (from /proc): server = gunicorn, pg = backends of the bench database, client = load",
+        "generator; other load = everything else (other people's test runs) as a share of the machine.",
+        "",
+        "lock waiters = mean number of backends waiting for a lock (the hot row), idle in tx = mean number",
+        "holding a transaction open while waiting for their client (sampled every 50 ms).",
+        "",
+        "| clients | run | server | pg | pg aux | client | machine busy | other load | lock waiters | idle in tx "
+        "| check |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for c in args.clients:
+        runs = [("API", api.get(c))] + [(f"pgbench {v}", pgb[v].get(c)) for v in variants]
+        for label, r in runs:
+            if r and r.cpu:
+                cpu = r.cpu
+                lines.append(
+                    f"| {c} | {label} | {fmt(cpu['server'], 2)} | {fmt(cpu['pg'], 2)} | {fmt(cpu['pg_aux'], 2)} "
+                    f"| {fmt(cpu['client'], 2)} | {cpu['machine_busy'] * 100:.0f}% | {cpu['other_share'] * 100:.0f}% "
+                    f"| {fmt(r.activity['lock_waiters'], 2)} | {fmt(r.activity['idle_in_tx'], 2)} "
+                    f"| {'OK' if r.verified else 'MISMATCH'}: {r.verify_text} |"
+                )
+    lines.append("")
+    if soldout:
+        lines.append(
+            f"Sold-out check (32 clients, {soldout['claims']} users, stock {soldout['stock']}): "
+            f"{soldout['201']} x 201, {soldout['409_sold_out']} x 409 coupon_sold_out, issued_count "
+            f"{soldout['issued_count']}, rows {soldout['rows']}, other answers {soldout['other_errors'] or 'none'} -> "
+            f"{'OK (no oversell)' if soldout['ok'] else 'FAILED'}"
+        )
+    for r in list(api.values()) + [p for ps in pgb.values() for p in ps.values()]:
+        if r.cpu and noisy(r.cpu, args.max_other_load):
+            lines.append(
+                f"* c={r.clients}: other processes used {r.cpu['other_share'] * 100:.0f}% of the machine (lower bound)"
+            )
+    for r in api.values():
+        if r.errors:
+            lines.append(f"* API c={r.clients}: non-201 answers {r.errors}")
+    print("\n".join(lines), flush=True)
+
+
+def summary_rows(args, api: dict[int, LevelResult], pgb: dict[str, dict[int, PgbenchResult]], soldout: dict):
+    rows = []
+    base = "tx" if "tx" in pgb else next(iter(pgb), None)
+    for c in args.clients:
+        a = api.get(c)
+        p = pgb[base].get(c) if base else None
+        notes = []
+        if "full" in pgb and pgb["full"].get(c) and a:
+            f = pgb["full"][c]
+            notes.append(f"pgbench full {fmt(f.tps)} tps ({a.rate / f.tps * 100:.0f}%)" if f.tps else "")
+        if a:
+            notes.append(f"mean lock waiters {a.activity['lock_waiters']:.1f}")
+            notes.append("issued_count == 201s" if a.verified else "COUNT MISMATCH")
+            if noisy(a.cpu, args.max_other_load):
+                notes.append(f"under load ({a.cpu['other_share'] * 100:.0f}% other)")
+        rows.append(
+            summary_row(
+                bench="coupon",
+                case=f"claim one hot coupon, {c} clients",
+                app=f"{fmt(a.rate)} claims/s" if a else "n/a",
+                baseline=f"pgbench {base} {fmt(p.tps)} tps" if p else "",
+                ratio=a.rate / p.tps if a and p and p.tps else None,
+                p50=f"{fmt(a.p50)} ms" if a else "",
+                p99=f"{fmt(a.p99)} ms" if a else "",
+                note="; ".join(n for n in notes if n),
+            )
+        )
+    if soldout:
+        rows.append(
+            summary_row(
+                bench="coupon",
+                case=f"sold-out check: {soldout['claims']} users, stock {soldout['stock']}, 32 clients",
+                app=f"{soldout['201']} x 201",
+                note=("no oversell, " if soldout["ok"] else "FAILED, ")
+                + f"{soldout['409_sold_out']} x 409 sold out, issued_count {soldout['issued_count']}",
+            )
+        )
+    return rows
+
+
+def parse_args(argv: list[str] | None = None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--clients", default="1,8,32", help="comma-separated concurrency levels (default 1,8,32)")
+    p.add_argument("--duration", type=int, default=10, help="seconds per level, API and pgbench (default 10)")
+    p.add_argument("--warmup", type=float, default=1.0, help="untimed seconds before each API level (default 1)")
+    p.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
+    p.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker (default 2)")
+    p.add_argument("--api-users", type=int, default=20000, help="API users, reused each level (default 20000)")
+    p.add_argument("--pgbench-users", type=int, default=100000, help="pgbench users (default 100000)")
+    p.add_argument("--soldout-claims", type=int, default=1000, help="users in the sold-out check (0: skip)")
+    p.add_argument(
+        "--variants", default="tx,full", help="pgbench scripts: tx, full, cte, comma-separated (default tx,full)"
+    )
+    p.add_argument("--skip-api", action="store_true")
+    p.add_argument("--skip-pgbench", action="store_true")
+    add_common_args(p, db="bench_coupon")
+    args = p.parse_args(argv)
+    args.clients = int_list(args.clients)
+    args.variants = [v for v in args.variants.split(",") if v]
+    if any(v not in SCRIPTS for v in args.variants):
+        p.error(f"--variants: choose from {', '.join(SCRIPTS)}")
+    check_db_name(p, args.db)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    pgbench = None if args.skip_pgbench else find_pgbench()
+    if not args.skip_pgbench and not pgbench:
+        log("pgbench not found (apt-get install postgresql-client); use --skip-pgbench")
+        return 2
+    if not check_tools("psql", "createdb", "dropdb"):
+        return 2
+    tmp = tempfile.mkdtemp(prefix="coupon-bench-")
+    env = app_env(args.db, tmp)
+    server = None
+    budget = ExtraTime(args.extra_time)
+    level_cost = args.duration + args.warmup + 3
+    api: dict[int, LevelResult] = {}
+    pgb: dict[str, dict[int, PgbenchResult]] = {v: {} for v in args.variants} if not args.skip_pgbench else {}
+    soldout: dict = {}
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        log(f"recreating database {args.db}, migrating, seeding")
+        recreate_database(args.db)
+        migrate(args.python, env, args.app_dir)
+        seed(args.db, api_users=args.api_users, pgbench_users=args.pgbench_users, soldout_claims=args.soldout_claims)
+        busy = other_db_activity(args.db)
+        if busy:
+            log(f"WARNING: {busy} active backends in other databases: figures may be skewed")
+        if not args.skip_api:
+            lo, hi = API_UID_BASE + 1, API_UID_BASE + args.api_users
+            pool = UserPool(mint_tokens(args.python, env, lo=lo, hi=hi, tmp=tmp, app_dir=args.app_dir))
+            port = free_port()
+            server = start_server(
+                args.python, env, app_dir=args.app_dir, port=port, workers=args.workers, threads=args.threads
+            )
+            pid = server.pid
+            for c in args.clients:
+                api[c] = best_of(
+                    lambda c=c: run_api_level(args, port=port, server_pid=pid, pool=pool, clients=c, budget=budget),
+                    args=args,
+                    budget=budget,
+                    level_cost=level_cost,
+                    label=f"API c={c}",
+                )
+            if args.soldout_claims:
+                lo = SOLDOUT_UID_BASE + 1
+                tokens = mint_tokens(
+                    args.python, env, lo=lo, hi=lo + args.soldout_claims - 1, tmp=tmp, app_dir=args.app_dir
+                )
+                soldout = soldout_check(args, port=port, tokens=tokens)
+            stop_server(server)
+            server = None
+        for v in pgb:
+            for c in args.clients:
+                pgb[v][c] = best_of(
+                    lambda v=v, c=c: run_pgbench_level(args, pgbench, variant=v, clients=c, tmp=tmp, budget=budget),
+                    args=args,
+                    budget=budget,
+                    level_cost=level_cost,
+                    label=f"pgbench {v} c={c}",
+                )
+        print_report(args, api, pgb, soldout)
+        write_summary(
+            args.summary, "coupon", summary_rows(args, api, pgb, soldout), started=started, machine=machine_info()
+        )
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(
+                    {
+                        "started": started,
+                        "machine": machine_info(),
+                        "api": [r.as_dict() | {"verified": r.verified, "activity": r.activity} for r in api.values()],
+                        "pgbench": {v: [vars(p) for p in ps.values()] for v, ps in pgb.items()},
+                        "soldout": soldout,
+                    },
+                    fh,
+                    indent=2,
+                )
+        bad = any(not r.verified or r.errors or r.exhausted for r in api.values()) or any(
+            not p.verified or p.exhausted for ps in pgb.values() for p in ps.values()
+        )
+        return 1 if bad or (soldout and not soldout["ok"]) else 0
+    finally:
+        stop_server(server)
+        if args.keep:
+            log(f"kept database {args.db} ({database_url(args.db)})")
+        else:
+            drop_database(args.db)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
