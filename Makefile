@@ -31,9 +31,10 @@ run: $(STAMP) web
 	@export PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}; \
 	if [ -n "$$REDIS_URL" ]; then \
 		echo "Broker: Redis ($$REDIS_URL); starting a Dramatiq worker and the sweeper scheduler beside the API."; \
-		$(PY) manage.py rundramatiq --processes 1 --threads 4 & worker=$$!; \
+		( while true; do $(PY) manage.py rundramatiq --processes 1 --threads 4; \
+		  echo "Dramatiq worker exited ($$?); restarting in 1 s"; sleep 1; done ) & worker=$$!; \
 		$(PY) manage.py run_scheduler & scheduler=$$!; \
-		trap 'kill $$worker $$scheduler 2>/dev/null' EXIT INT TERM; \
+		trap 'pkill -TERM -P $$worker; kill $$worker $$scheduler 2>/dev/null' EXIT INT TERM; \
 		$(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --workers 2 --threads 8 --access-logfile -; \
 	else \
 		echo "Broker: embedded (no REDIS_URL); the worker and the sweeper run inside the API process."; \
