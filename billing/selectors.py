@@ -1,10 +1,9 @@
 from decimal import Decimal
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from billing.models import Coupon, PointsAccount, PointsEntry, UserCoupon
-from billing.services import usable_coupons_filter
 from core.models import User
 
 
@@ -21,6 +20,11 @@ def claimable_coupons(*, user: User) -> QuerySet[Coupon]:
 def user_coupons(*, user: User, status: str | None = None) -> QuerySet[UserCoupon]:
     coupons = UserCoupon.objects.filter(user=user)
     return coupons.filter(status=status) if status else coupons
+
+
+def usable_coupons_filter(*, subtotal: Decimal) -> Q:
+    now = timezone.now()
+    return Q(status=UserCoupon.Status.UNUSED, starts_at__lte=now, ends_at__gt=now, threshold__lte=subtotal)
 
 
 def usable_user_coupons(*, user: User, subtotal: Decimal) -> list[UserCoupon]:

@@ -8,7 +8,7 @@ account's row lock, so the balance always equals the sum of its entries.
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from billing.errors import BillingErrorCode
@@ -77,11 +77,6 @@ def check_coupon_applies(*, user_coupon: UserCoupon, subtotal: Decimal) -> None:
     else:
         return
     raise DomainError(BillingErrorCode.COUPON_INVALID, message, details={"reason": reason})
-
-
-def usable_coupons_filter(*, subtotal: Decimal) -> Q:
-    now = timezone.now()
-    return Q(status=UserCoupon.Status.UNUSED, starts_at__lte=now, ends_at__gt=now, threshold__lte=subtotal)
 
 
 def lock_coupon_for_order(*, user_coupon: UserCoupon, order) -> None:

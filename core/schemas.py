@@ -1,4 +1,3 @@
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
 
@@ -72,7 +71,3 @@ class HealthOut(Schema):
     status: Literal["ok"]
     database: Literal["ok"]
     broker: Literal["ok", "embedded"]
-
-
-class Timestamped(Schema):
-    created_at: datetime

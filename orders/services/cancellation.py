@@ -170,6 +170,9 @@ def cancel_expired_order(*, order_no: str) -> str:
         return "skipped"
 
 
-def overdue_order_numbers(*, limit: int | None = None) -> list[str]:
-    overdue = Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=timezone.now()).order_by("expires_at")
-    return list(overdue.values_list("order_no", flat=True)[: limit or settings.SWEEP_BATCH_SIZE])
+def overdue_order_numbers(*, limit: int | None = None, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Pending orders past their deadline, oldest deadline first."""
+    overdue = Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=timezone.now()).exclude(
+        order_no__in=exclude
+    )
+    return list(overdue.order_by("expires_at").values_list("order_no", flat=True)[: limit or settings.SWEEP_BATCH_SIZE])

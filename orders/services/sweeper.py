@@ -4,11 +4,14 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.utils import timezone
 
 from billing.alipay.errors import AlipayError
 from orders.models import Order
-from orders.services.cancellation import cancel_expired_order, cancel_overdue_orders_without_trade
+from orders.services.cancellation import (
+    cancel_expired_order,
+    cancel_overdue_orders_without_trade,
+    overdue_order_numbers,
+)
 from orders.services.payment import refund_cancelled_payment
 
 logger = logging.getLogger(__name__)
@@ -20,8 +23,8 @@ class SweepReport:
     refunded: int = 0
     failed: int = 0
 
-    def count(self, outcome: str) -> None:
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+    def count(self, outcome: str, n: int = 1) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
 
 
 def sweep_overdue_orders(*, batch_size: int | None = None, max_batches: int = 1000) -> SweepReport:
@@ -33,16 +36,10 @@ def sweep_overdue_orders(*, batch_size: int | None = None, max_batches: int = 10
     skip: set[str] = set()
     for _ in range(max_batches):
         cancelled = cancel_overdue_orders_without_trade(limit=batch_size)
-        for _ in cancelled:
-            report.count("cancelled")
         if cancelled:
+            report.count("cancelled", len(cancelled))
             continue
-        overdue = list(
-            Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=timezone.now())
-            .exclude(order_no__in=skip)
-            .order_by("expires_at")
-            .values_list("order_no", flat=True)[:batch_size]
-        )
+        overdue = overdue_order_numbers(limit=batch_size, exclude=skip)
         if not overdue:
             break
         for order_no in overdue:
