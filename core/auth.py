@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
@@ -45,10 +46,26 @@ def decode_token(*, token: str, token_type: str) -> dict[str, Any]:
     return claims
 
 
+# Every authenticated request reads its user: one plain query, no queryset to build and compile.
+USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
+ACTIVE_USER = "SELECT {} FROM {} WHERE id = %s AND is_active".format(
+    ", ".join(f'"{name}"' for name in USER_FIELDS), User._meta.db_table
+)
+
+
+def active_user(user_id: int) -> User | None:
+    if user_id > 2**63 - 1:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(ACTIVE_USER, [user_id])
+        row = cursor.fetchone()
+    return User.from_db(connection.alias, USER_FIELDS, row) if row else None
+
+
 def user_from_token(*, token: str, token_type: str) -> User:
     claims = decode_token(token=token, token_type=token_type)
     sub = claims["sub"]
-    user = User.objects.filter(pk=int(sub), is_active=True).first() if str(sub).isdigit() else None
+    user = active_user(int(sub)) if str(sub).isdigit() else None
     if user is None:
         raise DomainError(CoreErrorCode.INVALID_TOKEN, "The token's user no longer exists.")
     return user

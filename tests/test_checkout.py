@@ -2,6 +2,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from billing.models import PointsAccount, PointsEntry, UserCoupon
@@ -287,22 +288,28 @@ def test_place_order_query_count_does_not_grow_with_the_cart(client_for, django_
     assert one == twenty
 
 
-def test_failure_after_the_insert_rolls_everything_back(api, user, monkeypatch):
-    from billing import services as billing
-
+def test_failure_after_the_insert_rolls_everything_back(api, user):
     fill_cart(user, "10.00", "20.00")
     coupon = give_coupon(user, threshold="0.00")
     give_points(user, 100)
     before = snapshot()
 
-    def broken_ledger(**kwargs):
-        raise RuntimeError("disk full while writing the ledger")
-
-    monkeypatch.setattr(billing, "debit_points", broken_ledger)
+    # The failure comes from Postgres itself, in the ledger write: the last thing checkout does,
+    # after the order, its lines, the cart delete and the coupon and balance updates.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION ledger_disk_full() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk full while writing the ledger'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER ledger_disk_full BEFORE INSERT ON billing_pointsentry "
+            "FOR EACH ROW EXECUTE FUNCTION ledger_disk_full()"
+        )
     response = place(api, {"user_coupon_id": coupon.pk, "points": 50})
     assert_error(response, 500, "internal_error")
     assert snapshot() == before
-    monkeypatch.undo()
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER ledger_disk_full ON billing_pointsentry")
     assert place(api, {"user_coupon_id": coupon.pk, "points": 50}).status_code == 201
 
 

@@ -8,15 +8,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from billing import services as billing
+from billing.errors import BillingErrorCode
+from billing.models import UserCoupon
 from core.errors import DomainError
 from core.models import User
 from orders import events
 from orders.errors import OrderErrorCode
-from orders.models import CartItem, Order, OrderLine
+from orders.models import Order, OrderLine
 from orders.pricing import Quote, coupon_terms, quote
 from orders.selectors import check_not_owned
 from orders.services.settlement import settle_paid_order
@@ -87,23 +90,26 @@ def place_order(
 ) -> Placement:
     key = check_idempotency_key(idempotency_key)
     fingerprint = request_fingerprint(pay_type=pay_type, user_coupon_id=user_coupon_id, points=points)
+    now = timezone.now()
+    order = Order(
+        order_no=new_order_no(),
+        user=user,
+        pay_type=pay_type,
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        expires_at=now + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS),
+        created_at=now,
+    )
     # No look-up before the insert: the unique index answers "seen this key?" as part of the
     # insert itself, so a new order costs no extra query and a replay costs one failed insert.
     stage = "insert"
     try:
-        with transaction.atomic():
+        with transaction.atomic(), connection.cursor() as cursor:
             # The row goes in first: a concurrent duplicate blocks on the unique index right here
             # and fails once we commit, instead of doing the whole checkout a second time.
-            order = Order.objects.create(
-                order_no=new_order_no(),
-                user=user,
-                pay_type=pay_type,
-                idempotency_key=key,
-                request_fingerprint=fingerprint,
-                expires_at=timezone.now() + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS),
-            )
+            _insert_order(cursor, order=order)
             stage = "checkout"
-            _fill_order(order=order, user=user, user_coupon_id=user_coupon_id, points=points)
+            _fill_order(cursor, order=order, user_coupon_id=user_coupon_id, points=points)
     except IntegrityError as exc:
         if not _is_idempotency_conflict(exc):
             raise
@@ -124,57 +130,118 @@ def place_order(
     return Placement(order=order, replayed=False)
 
 
-def _lock_selected_cart(*, user: User) -> list[CartItem]:
-    items = list(
-        CartItem.objects.select_for_update(of=("self",))
-        .filter(user=user, selected=True)
-        .select_related("course")
-        .order_by("pk")
+# The checkout transaction is written in SQL rather than through the ORM: it is the busiest write
+# of the shop, and building and compiling a dozen querysets cost several times the CPU Postgres
+# spends running them (BENCHMARKS.md "Checkout"). bench/checkout.pgbench.sql sends exactly these
+# statements; change both together. Lock order, as everywhere: order row (inserted), cart rows
+# by id, points account, user coupon.
+
+INSERT_ORDER = """
+INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used,
+    points_discount, pay_amount, idempotency_key, request_fingerprint, expires_at, cancel_reason, trade_no, created_at)
+VALUES (%s, %s, 'pending', %s, 0, 0, 0, 0, 0, %s, %s, %s, '', '', %s)
+RETURNING id"""
+
+LOCK_SELECTED_CART = """
+SELECT cart.id, course.id, course.name, course.picture_url, course.price
+FROM orders_cartitem cart JOIN core_course course ON course.id = cart.course_id
+WHERE cart.user_id = %s AND cart.selected AND course.is_active
+ORDER BY cart.id
+FOR UPDATE OF cart"""
+
+LOCK_POINTS_ACCOUNT = "SELECT id, balance FROM billing_pointsaccount WHERE user_id = %s FOR UPDATE"
+
+LOCK_USER_COUPON = """
+SELECT id, user_id, coupon_id, name, kind, threshold, amount_off, percent_off, starts_at, ends_at, status, order_id,
+    claimed_at
+FROM billing_usercoupon WHERE id = %s AND user_id = %s FOR UPDATE"""
+USER_COUPON_FIELDS = [
+    "id", "user_id", "coupon_id", "name", "kind", "threshold", "amount_off", "percent_off", "starts_at", "ends_at",
+    "status", "order_id", "claimed_at",
+]  # fmt: skip
+
+# Everything the priced order changes, in one round trip. The parts that do not apply (no coupon,
+# no points) match no row. The ledger entry is written from the account row this statement
+# updated, so balance and ledger cannot drift apart.
+APPLY_ORDER = """
+WITH order_lines AS (
+    INSERT INTO orders_orderline (order_id, course_id, name, picture_url, price)
+    SELECT %(order_id)s, * FROM unnest(%(course_ids)s::bigint[], %(names)s::varchar[], %(picture_urls)s::varchar[],
+        %(prices)s::numeric[])
+), checked_out AS (
+    DELETE FROM orders_cartitem WHERE id = ANY(%(cart_item_ids)s::bigint[])
+), coupon AS (
+    UPDATE billing_usercoupon SET status = 'locked', order_id = %(order_id)s WHERE id = %(user_coupon_id)s
+), account AS (
+    UPDATE billing_pointsaccount SET balance = balance - %(points_used)s
+    WHERE id = %(points_account_id)s
+    RETURNING id, balance
+), entry AS (
+    INSERT INTO billing_pointsentry (account_id, delta, balance_after, reason, order_id, created_at)
+    SELECT id, -%(points_used)s, balance, 'order_debit', %(order_id)s, %(now)s FROM account
+)
+UPDATE orders_order SET subtotal = %(subtotal)s, coupon_discount = %(coupon_discount)s, points_used = %(points_used)s,
+    points_discount = %(points_discount)s, pay_amount = %(pay_amount)s, user_coupon_id = %(user_coupon_id)s
+WHERE id = %(order_id)s"""
+
+
+def _insert_order(cursor: CursorWrapper, *, order: Order) -> None:
+    cursor.execute(
+        INSERT_ORDER,
+        [
+            order.order_no,
+            order.user_id,
+            order.pay_type,
+            order.idempotency_key,
+            order.request_fingerprint,
+            order.expires_at,
+            order.created_at,
+        ],
     )
-    return [item for item in items if item.course.is_active]
+    order.pk = cursor.fetchone()[0]
+    order._state.adding = False
 
 
-def _fill_order(*, order: Order, user: User, user_coupon_id: int | None, points: int) -> None:
-    # Lock order: order row (inserted), cart rows by pk, points account, user coupon. Every limit
-    # is checked after its lock is held, so a concurrent checkout cannot spend the same thing.
-    items = _lock_selected_cart(user=user)
-    if not items:
+def _lock_user_coupon(cursor: CursorWrapper, *, user_id: int, user_coupon_id: int) -> UserCoupon:
+    cursor.execute(LOCK_USER_COUPON, [user_coupon_id, user_id])
+    row = cursor.fetchone()
+    if row is None:
+        # Another user's coupon looks exactly like a missing one (as billing.get_user_coupon).
+        message = "That coupon is not yours or does not exist."
+        raise DomainError(BillingErrorCode.COUPON_INVALID, message, details={"reason": "unknown"})
+    return UserCoupon.from_db(connection.alias, USER_COUPON_FIELDS, row)
+
+
+def _fill_order(cursor: CursorWrapper, *, order: Order, user_coupon_id: int | None, points: int) -> None:
+    # Every limit is checked after its lock is held, so a concurrent checkout cannot spend the
+    # same cart, points or coupon.
+    cursor.execute(LOCK_SELECTED_CART, [order.user_id])
+    cart = cursor.fetchall()
+    if not cart:
         raise DomainError(OrderErrorCode.CART_EMPTY, "Select at least one course in your cart.")
-    course_ids = [item.course_id for item in items]
-    check_not_owned(user=user, course_ids=course_ids, exclude_order=order)
-    subtotal = sum((item.course.price for item in items), start=order.subtotal)
+    lines = [
+        OrderLine(order=order, course_id=course_id, name=name, picture_url=picture_url, price=price)
+        for _, course_id, name, picture_url, price in cart
+    ]
+    course_ids = [line.course_id for line in lines]
+    check_not_owned(user=order.user, course_ids=course_ids)
+    subtotal = sum((line.price for line in lines), start=order.subtotal)
 
-    account = billing.lock_points_account(user=user) if points else None
+    account_id, balance = None, 0
+    if points:
+        cursor.execute(LOCK_POINTS_ACCOUNT, [order.user_id])
+        account_id, balance = cursor.fetchone() or (None, 0)
     user_coupon = None
     if user_coupon_id:
-        user_coupon = billing.get_user_coupon(user=user, user_coupon_id=user_coupon_id, lock=True)
-    if user_coupon is not None:
+        user_coupon = _lock_user_coupon(cursor, user_id=order.user_id, user_coupon_id=user_coupon_id)
         billing.check_coupon_applies(user_coupon=user_coupon, subtotal=subtotal)
     priced: Quote = quote(
         subtotal=subtotal,
         terms=coupon_terms(user_coupon),
         points=points,
-        points_balance=account.balance if account else 0,
+        points_balance=balance,
         points_per_yuan=settings.POINTS_PER_YUAN,
     )
-
-    lines = OrderLine.objects.bulk_create(
-        [
-            OrderLine(
-                order=order,
-                course=item.course,
-                name=item.course.name,
-                picture_url=item.course.picture_url,
-                price=item.course.price,
-            )
-            for item in items
-        ]
-    )
-    CartItem.objects.filter(pk__in=[item.pk for item in items]).delete()
-    if user_coupon is not None:
-        billing.lock_coupon_for_order(user_coupon=user_coupon, order=order)
-    if account is not None and priced.points_used:
-        billing.debit_points(account=account, amount=priced.points_used, order=order)
 
     order.subtotal = priced.subtotal
     order.coupon_discount = priced.coupon_discount
@@ -182,11 +249,29 @@ def _fill_order(*, order: Order, user: User, user_coupon_id: int | None, points:
     order.points_discount = priced.points_discount
     order.pay_amount = priced.pay_amount
     order.user_coupon = user_coupon
-    # The response is built from this object: its lines need no second read.
-    order._prefetched_objects_cache = {"lines": lines}
-    order.save(
-        update_fields=["subtotal", "coupon_discount", "points_used", "points_discount", "pay_amount", "user_coupon"]
+    cursor.execute(
+        APPLY_ORDER,
+        {
+            "order_id": order.pk,
+            "course_ids": course_ids,
+            "names": [line.name for line in lines],
+            "picture_urls": [line.picture_url for line in lines],
+            "prices": [line.price for line in lines],
+            "cart_item_ids": [row[0] for row in cart],
+            "user_coupon_id": user_coupon_id if user_coupon else None,
+            "points_account_id": account_id if priced.points_used else None,
+            "points_used": priced.points_used,
+            "now": order.created_at,
+            "subtotal": order.subtotal,
+            "coupon_discount": order.coupon_discount,
+            "points_discount": order.points_discount,
+            "pay_amount": order.pay_amount,
+        },
     )
+    # The response is built from these objects: the order and its lines need no second read.
+    order._prefetched_objects_cache = {"lines": lines}
+    if user_coupon is not None:
+        user_coupon.status, user_coupon.order = UserCoupon.Status.LOCKED, order
     if order.pay_amount == 0:
         # Nothing to pay: the order is paid at once, with no Alipay trade.
         settle_paid_order(order=order, trade_no="", course_ids=course_ids)
