@@ -3,7 +3,7 @@
 --
 -- Statement for statement what the app sends: core/auth.py's ACTIVE_USER, then the statements of
 -- orders/services/checkout.py (INSERT_ORDER, LOCK_SELECTED_CART, LOCK_POINTS_ACCOUNT,
--- LOCK_USER_COUPON, APPLY_ORDER) and orders/selectors.py (OWNED_OR_PENDING), in the same order
+-- LOCK_USER_COUPON, APPLY_ORDER), in the same order
 -- and transaction shape, one round trip each, as captured with CaptureQueriesContext on Postgres
 -- (literals as psycopg's client-side binding writes them). Change this file with those.
 --
@@ -27,12 +27,9 @@ BEGIN;
 -- INSERT_ORDER: order_no is fixed-width and increasing, like the app's timestamped one
 INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used, points_discount, pay_amount, idempotency_key, request_fingerprint, expires_at, cancel_reason, trade_no, created_at) VALUES ('20990101000000:n', :uid, 'pending', 'alipay', 0, 0, 0, 0, 0, 'pgbench-:n', '3db97aefb70277285f032ba01a62e24d9e578ad53ecf8dc38856280056e0fabc', (now() + interval '1800 seconds')::timestamptz, '', '', now()::timestamptz) RETURNING id AS oid \gset
 
--- LOCK_SELECTED_CART, aggregated
-WITH locked AS (SELECT cart.id, course.id AS course_id, course.name, course.picture_url, course.price FROM orders_cartitem cart JOIN core_course course ON course.id = cart.course_id WHERE cart.user_id = :uid AND cart.selected AND course.is_active ORDER BY cart.id FOR UPDATE OF cart)
-SELECT string_agg(id::text, ',' ORDER BY id) AS cart_ids, string_agg(course_id::text, ',' ORDER BY id) AS course_ids, array_agg(name ORDER BY id)::text AS names, array_agg(picture_url ORDER BY id)::text AS pics, array_agg(price ORDER BY id)::text AS prices, sum(price) AS subtotal, sum(price) - 6.00 AS pay_amount FROM locked \gset
-
--- OWNED_OR_PENDING (orders.selectors.check_not_owned)
-SELECT course_id, NULL FROM core_enrollment WHERE user_id = :uid AND course_id = ANY('{:course_ids}'::int2[]::bigint[]) UNION ALL SELECT line.course_id, pending.order_no FROM (SELECT id, order_no FROM orders_order WHERE user_id = :uid AND status = 'pending' OFFSET 0) pending JOIN orders_orderline line ON line.order_id = pending.id AND line.course_id = ANY('{:course_ids}'::int2[]::bigint[]);
+-- LOCK_SELECTED_CART (with the enrolment / pending-order check), aggregated
+WITH locked AS (WITH pending AS MATERIALIZED (SELECT line.course_id, pending_order.order_no FROM orders_order pending_order JOIN orders_orderline line ON line.order_id = pending_order.id WHERE pending_order.user_id = :uid AND pending_order.status = 'pending') SELECT cart.id, course.id AS course_id, course.name, course.picture_url, course.price, EXISTS (SELECT FROM core_enrollment WHERE user_id = cart.user_id AND course_id = cart.course_id) AS enrolled, (SELECT order_no FROM pending WHERE course_id = cart.course_id LIMIT 1) AS pending_order_no FROM orders_cartitem cart JOIN core_course course ON course.id = cart.course_id WHERE cart.user_id = :uid AND cart.selected AND course.is_active ORDER BY cart.id FOR UPDATE OF cart)
+SELECT string_agg(id::text, ',' ORDER BY id) AS cart_ids, string_agg(course_id::text, ',' ORDER BY id) AS course_ids, array_agg(name ORDER BY id)::text AS names, array_agg(picture_url ORDER BY id)::text AS pics, array_agg(price ORDER BY id)::text AS prices, sum(price) AS subtotal, sum(price) - 6.00 AS pay_amount, bool_or(enrolled OR pending_order_no IS NOT NULL) AS owned FROM locked \gset
 
 -- LOCK_POINTS_ACCOUNT, LOCK_USER_COUPON
 SELECT id AS account_id, balance FROM billing_pointsaccount WHERE user_id = :uid FOR UPDATE \gset

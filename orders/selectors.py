@@ -62,15 +62,19 @@ def check_not_owned(*, user: User, course_ids: list[int]) -> None:
         cursor.execute(OWNED_OR_PENDING, {"user_id": user.pk, "course_ids": course_ids})
         rows = cursor.fetchall()
     if rows:
-        raise DomainError(
-            OrderErrorCode.ALREADY_PURCHASED,
-            "Some selected courses are already yours or waiting for payment in another order.",
-            status=422,
-            details={
-                "enrolled_course_ids": sorted(course_id for course_id, order_no in rows if order_no is None),
-                "pending": {course_id: order_no for course_id, order_no in rows if order_no is not None},
-            },
+        raise already_purchased(
+            enrolled_course_ids=[course_id for course_id, order_no in rows if order_no is None],
+            pending={course_id: order_no for course_id, order_no in rows if order_no is not None},
         )
+
+
+def already_purchased(*, enrolled_course_ids: list[int], pending: dict[int, str]) -> DomainError:
+    return DomainError(
+        OrderErrorCode.ALREADY_PURCHASED,
+        "Some selected courses are already yours or waiting for payment in another order.",
+        status=422,
+        details={"enrolled_course_ids": sorted(enrolled_course_ids), "pending": pending},
+    )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from orders import events
 from orders.errors import OrderErrorCode
 from orders.models import Order, OrderLine
 from orders.pricing import Quote, coupon_terms, quote
-from orders.selectors import check_not_owned
+from orders.selectors import already_purchased
 from orders.services.settlement import settle_paid_order
 
 logger = logging.getLogger(__name__)
@@ -142,10 +142,20 @@ INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_
 VALUES (%s, %s, 'pending', %s, 0, 0, 0, 0, 0, %s, %s, %s, '', '', %s)
 RETURNING id"""
 
+# The selected cart, locked, with what check_not_owned would say about each course: enrolled, or
+# waiting in another pending order of the user (an order being placed has no lines yet). The
+# user's pending orders are found first, through order_user_status_idx: usually there are none.
 LOCK_SELECTED_CART = """
-SELECT cart.id, course.id, course.name, course.picture_url, course.price
+WITH pending AS MATERIALIZED (
+    SELECT line.course_id, pending_order.order_no
+    FROM orders_order pending_order JOIN orders_orderline line ON line.order_id = pending_order.id
+    WHERE pending_order.user_id = %(user_id)s AND pending_order.status = 'pending'
+)
+SELECT cart.id, course.id, course.name, course.picture_url, course.price,
+    EXISTS (SELECT FROM core_enrollment WHERE user_id = cart.user_id AND course_id = cart.course_id),
+    (SELECT order_no FROM pending WHERE course_id = cart.course_id LIMIT 1)
 FROM orders_cartitem cart JOIN core_course course ON course.id = cart.course_id
-WHERE cart.user_id = %s AND cart.selected AND course.is_active
+WHERE cart.user_id = %(user_id)s AND cart.selected AND course.is_active
 ORDER BY cart.id
 FOR UPDATE OF cart"""
 
@@ -215,16 +225,19 @@ def _lock_user_coupon(cursor: CursorWrapper, *, user_id: int, user_coupon_id: in
 def _fill_order(cursor: CursorWrapper, *, order: Order, user_coupon_id: int | None, points: int) -> None:
     # Every limit is checked after its lock is held, so a concurrent checkout cannot spend the
     # same cart, points or coupon.
-    cursor.execute(LOCK_SELECTED_CART, [order.user_id])
+    cursor.execute(LOCK_SELECTED_CART, {"user_id": order.user_id})
     cart = cursor.fetchall()
     if not cart:
         raise DomainError(OrderErrorCode.CART_EMPTY, "Select at least one course in your cart.")
+    enrolled = [course_id for _, course_id, _, _, _, is_enrolled, _ in cart if is_enrolled]
+    pending = {course_id: order_no for _, course_id, _, _, _, _, order_no in cart if order_no}
+    if enrolled or pending:
+        raise already_purchased(enrolled_course_ids=enrolled, pending=pending)
     lines = [
         OrderLine(order=order, course_id=course_id, name=name, picture_url=picture_url, price=price)
-        for _, course_id, name, picture_url, price in cart
+        for _, course_id, name, picture_url, price, _, _ in cart
     ]
     course_ids = [line.course_id for line in lines]
-    check_not_owned(user=order.user, course_ids=course_ids)
     subtotal = sum((line.price for line in lines), start=order.subtotal)
 
     account_id, balance = None, 0
