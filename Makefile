@@ -8,6 +8,10 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# API processes with Redis: sync workers, three per core (bench/checkout_bench.py picked this layout;
+# see BENCHMARKS.md "Checkout"). Put a buffering proxy (nginx) in front in production, as
+# gunicorn recommends for sync workers.
+WEB_WORKERS ?= $(shell echo $$(( 3 * $$(nproc 2>/dev/null || echo 1) )))
 
 .PHONY: run test lint format migrate bench clean
 
@@ -35,7 +39,8 @@ run: $(STAMP) web
 		  echo "Dramatiq worker exited ($$?); restarting in 1 s"; sleep 1; done ) & worker=$$!; \
 		$(PY) manage.py run_scheduler & scheduler=$$!; \
 		trap 'pkill -TERM -P $$worker; kill $$worker $$scheduler 2>/dev/null' EXIT INT TERM; \
-		$(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --workers 2 --threads 8 --access-logfile -; \
+		$(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --worker-class sync --workers $(WEB_WORKERS) \
+			--timeout 30 --access-logfile -; \
 	else \
 		echo "Broker: embedded (no REDIS_URL); the worker and the sweeper run inside the API process."; \
 		RUN_EMBEDDED_WORKER=1 $(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --workers 1 --threads 8 \

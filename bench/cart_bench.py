@@ -12,7 +12,7 @@ One run (see BENCHMARKS.md for figures and analysis):
 1. drops and recreates a dedicated database (default `bench_cart`), migrates it, and seeds with
    plain SQL 50 courses and, for each cart size, `--users` users whose carts hold that many
    selected courses; mints a token per user;
-2. starts gunicorn (4 workers x 2 threads, as the other API benchmarks) with BENCH_BASELINE_VIEW=1
+2. starts gunicorn (as `make run` does: sync workers, three per core) with BENCH_BASELINE_VIEW=1
    and checks one answer of each kind (the cart's `count` is the size);
 3. for each client count (default 1 and 8) and each target (bare view, cart of 1, 5, 20), waits for
    an idle machine, warms up, then sends GETs back to back for `--duration` s (users in turn,
@@ -40,6 +40,7 @@ from common import (
     ExtraTime,
     LevelResult,
     add_common_args,
+    add_server_args,
     app_env,
     best_of,
     check_db_name,
@@ -59,6 +60,7 @@ from common import (
     other_db_activity,
     psql,
     recreate_database,
+    server_layout,
     start_server,
     stop_server,
     summary_row,
@@ -148,7 +150,7 @@ def target_label(target) -> str:
 def print_report(args, results: dict[tuple[int, object], LevelResult]) -> None:
     lines = [
         f"Cart benchmark: GET /api/v1/cart vs a bare Django view (/bench/baseline), {args.duration}s per level, "
-        f"gunicorn gthread {args.workers} workers x {args.threads} threads",
+        + server_layout(args),
         "",
         "| clients | target | req/s | p50 ms | p99 ms | p50 / bare | p99 / bare | req/s bare / req/s "
         "| server CPU ms/req | pg CPU ms/req | client CPU ms/req | other load |",
@@ -223,8 +225,7 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--duration", type=int, default=6, help="seconds per level (default 6)")
     p.add_argument("--warmup", type=float, default=1.0, help="untimed seconds before each level (default 1)")
     p.add_argument("--users", type=int, default=500, help="users per cart size (default 500)")
-    p.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
-    p.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker (default 2)")
+    add_server_args(p)
     add_common_args(p, db="bench_cart")
     args = p.parse_args(argv)
     args.sizes = int_list(args.sizes)
@@ -261,7 +262,14 @@ def main(argv: list[str] | None = None) -> int:
             tokens[size] = [t for _, t in sorted(minted.items())]
         port = free_port()
         server = start_server(
-            args.python, env, app_dir=args.app_dir, port=port, workers=args.workers, threads=args.threads
+            args.python,
+            env,
+            app_dir=args.app_dir,
+            port=port,
+            workers=args.workers,
+            threads=args.threads,
+            worker_class=args.worker_class,
+            access_log=args.access_log,
         )
         check_answers(port, tokens, args.sizes)
         pid = server.pid

@@ -13,8 +13,8 @@ One run does everything (see BENCHMARKS.md for figures and analysis):
    (cart, coupon); a level takes users in order and the pool is restored before the next level;
 3. mints one JWT access token per API user with `core.auth.encode_token` (same SECRET_KEY as
    the server);
-4. starts gunicorn (`core.wsgi:application`, gthread) against that database and waits for
-   /api/v1/health;
+4. starts gunicorn (`core.wsgi:application`, sync workers, three per core, as `make run`)
+   against that database and waits for /api/v1/health;
 5. for each items count and client count (default 1 item; 1, 8, 32 clients): restores the API
    pool (cart rows back, coupons unused, earlier orders cancelled; outside the timed window),
    warms up, then drives `POST /api/v1/orders` for `--duration` seconds, every request a
@@ -30,7 +30,7 @@ The host is shared: before each level the run waits (briefly) for an idle machin
 during which other processes took more than `--max-other-load` % of the CPU is measured again
 (within `--extra-time` seconds for the whole run); such figures are flagged in the table.
 
-Plain Python 3.11 stdlib only (http.client + threads), helpers in bench/common.py. Run it with
+Plain Python 3.11 stdlib only (http.client in forked client processes), helpers in bench/common.py. Run it with
 the project's venv python (`make bench`, or `.venv/bin/python bench/checkout_bench.py --help`).
 Loopback traffic only.
 """
@@ -54,6 +54,7 @@ from common import (
     PgbenchResult,
     UserPool,
     add_common_args,
+    add_server_args,
     app_env,
     best_of,
     check_db_name,
@@ -75,6 +76,7 @@ from common import (
     psql,
     recreate_database,
     run_pgbench,
+    server_layout,
     start_server,
     stop_server,
     summary_row,
@@ -380,14 +382,11 @@ def parse_args(argv: list[str] | None = None):
     )
     p.add_argument("--duration", type=int, default=12, help="seconds per level, API and pgbench (default 12)")
     p.add_argument("--warmup", type=float, default=2.0, help="untimed seconds before each API level (default 2)")
-    p.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4: two per core)")
-    p.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker (default 2)")
-    p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread, as make run)")
+    add_server_args(p)
     p.add_argument("--api-users", type=int, default=8000, help="API users per items count (default 8000)")
     p.add_argument("--pgbench-users", type=int, default=25000, help="pgbench users per items count (default 25000)")
     p.add_argument("--skip-api", action="store_true")
     p.add_argument("--skip-pgbench", action="store_true")
-    p.add_argument("--access-log", action="store_true", help="gunicorn access log to stdout, as `make run` does")
     add_common_args(p, db="bench_checkout")
     args = p.parse_args(argv)
     args.clients = int_list(args.clients)
@@ -508,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
                         measure, args=args, budget=budget, level_cost=level_cost, label=f"pgbench c={clients}"
                     )
 
-        setup = f"gunicorn {args.worker_class} {args.workers} workers x {args.threads} threads"
+        setup = server_layout(args)
         rows = []
         for items in args.items:
             print_report(args, items, api_results[items], pgb_results[items], setup)

@@ -3,7 +3,7 @@
 Postgres through psql/createdb/dropdb/pgbench (postgresql-client), the app through the project's
 venv python (migrate, Django snippets, gunicorn), CPU accounting from /proc, waiting for an idle
 machine (the host is shared with other engineers' test runs), a closed-loop HTTP load generator
-(stdlib http.client + threads; loopback only) and the summary rows `bench/report.py` turns into
+(stdlib http.client, one forked process per client; loopback only) and the summary rows `bench/report.py` turns into
 the one combined table `make bench` prints.
 """
 
@@ -13,6 +13,7 @@ import argparse
 import http.client
 import json
 import math
+import multiprocessing
 import os
 import platform
 import re
@@ -194,6 +195,8 @@ class CpuSampler:
             return "client"
         if self.server_pid and (pid == self.server_pid or ppid == self.server_pid or session == self.server_pid):
             return "server"
+        if ppid in self.client_pids:
+            return "client"  # the load generator's forked clients
         if comm == "postgres":
             cmdline = _read(f"/proc/{pid}/cmdline").replace("\0", " ")
             if self.db_marker in cmdline + " ":
@@ -436,6 +439,24 @@ def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
         conn.close()
 
 
+# The API server's layout, as `make run` starts it with Redis (Makefile WEB_WORKERS): sync workers,
+# three per core. Checkout A/B runs picked it (BENCHMARKS.md "Checkout"): each worker serves one
+# request at a time, so requests wait their turn in the listen queue instead of time-slicing
+# inside a worker, which keeps the tail short.
+DEFAULT_WORKERS = 3 * (os.cpu_count() or 1)
+
+
+def add_server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"gunicorn workers (default {DEFAULT_WORKERS})")
+    p.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (default 1)")
+    p.add_argument("--worker-class", default="sync", help="gunicorn worker class (default sync, as make run)")
+    p.add_argument("--access-log", action="store_true", help="gunicorn access log to stdout, as `make run` does")
+
+
+def server_layout(args: argparse.Namespace) -> str:
+    return f"gunicorn {args.worker_class} {args.workers} workers x {args.threads} threads"
+
+
 def start_server(
     python: str,
     env: dict[str, str],
@@ -444,7 +465,7 @@ def start_server(
     port: int,
     workers: int,
     threads: int,
-    worker_class: str = "gthread",
+    worker_class: str = "sync",
     access_log: bool = False,
 ):
     """gunicorn core.wsgi:application as `make run` starts it (layout from the arguments), in a
@@ -562,27 +583,34 @@ def percentile(values: list[float], q: float) -> float:
 Request = tuple[str, str, "bytes | str | None", dict[str, str]]
 
 
+# The load generator's clients are processes, not threads: with threads, the client's own GIL
+# hand-offs between 8-32 threads added tens of ms to the tail latency it measured (BENCHMARKS.md
+# "How figures are taken"). pgbench, the baseline, is C and has no such cost either.
+_FORK = multiprocessing.get_context("fork")
+
+
 def drive(
     *, port: int, clients: int, seconds: float, next_request: Callable[[int], Request | None], ok_status: int = 200
 ) -> LevelResult:
-    """`clients` threads, one keep-alive connection each, send `next_request(i)` back to back for
-    `seconds`; answers with `ok_status` count (and their latencies), others are tallied by
-    status and error code."""
+    """`clients` processes (forked, so `next_request` may be a closure), one keep-alive connection
+    each, send `next_request(i)` back to back for `seconds`; answers with `ok_status` count (and
+    their latencies), others are tallied by status and error code."""
     result = LevelResult(clients=clients)
-    stop = threading.Event()
-    start_gate = threading.Barrier(clients + 1)
-    lock = threading.Lock()
+    stop = _FORK.Event()
+    start_gate = _FORK.Barrier(clients + 1)
+    outcomes = _FORK.SimpleQueue()
 
     def worker(index: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         lat: list[float] = []
         errors: dict[str, int] = {}
         ok = 0
+        exhausted = False
         start_gate.wait()
         while not stop.is_set():
             req = next_request(index)
             if req is None:
-                result.exhausted = True
+                exhausted = True
                 stop.set()
                 break
             method, path, body, headers = req
@@ -610,21 +638,30 @@ def drive(
                 key = f"{status}:{code}"
                 errors[key] = errors.get(key, 0) + 1
         conn.close()
-        with lock:
-            result.ok += ok
-            result.latencies_ms.extend(lat)
-            for k, v in errors.items():
-                result.errors[k] = result.errors.get(k, 0) + v
+        outcomes.put((ok, lat, errors, exhausted))
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
-    for t in threads:
-        t.start()
+    def run(index: int) -> None:
+        try:
+            worker(index)
+        finally:
+            os._exit(0)  # skip the parent's atexit handlers and threads in the forked child
+
+    procs = [_FORK.Process(target=run, args=(i,), daemon=True) for i in range(clients)]
+    for proc in procs:
+        proc.start()
     start_gate.wait()
     t0 = time.perf_counter()
     stop.wait(seconds)
     stop.set()
-    for t in threads:
-        t.join()
+    for _ in procs:
+        ok, lat, errors, exhausted = outcomes.get()
+        result.ok += ok
+        result.latencies_ms.extend(lat)
+        result.exhausted = result.exhausted or exhausted
+        for k, v in errors.items():
+            result.errors[k] = result.errors.get(k, 0) + v
+    for proc in procs:
+        proc.join()
     result.elapsed = time.perf_counter() - t0
     return result
 
@@ -634,24 +671,23 @@ class UserPool:
 
     def __init__(self, tokens: dict[int, str]):
         self._items = sorted(tokens.items())
-        self._next = 0
-        self._lock = threading.Lock()
+        self._next = _FORK.Value("q", 0)  # shared with the load generator's forked clients
 
     def reset(self) -> None:
-        with self._lock:
-            self._next = 0
+        with self._next.get_lock():
+            self._next.value = 0
 
     def take(self) -> tuple[int, str] | None:
-        with self._lock:
-            if self._next >= len(self._items):
+        with self._next.get_lock():
+            if self._next.value >= len(self._items):
                 return None
-            item = self._items[self._next]
-            self._next += 1
+            item = self._items[self._next.value]
+            self._next.value += 1
             return item
 
     @property
     def used(self) -> int:
-        return self._next
+        return self._next.value
 
 
 # --------------------------------------------------------------------------------------------

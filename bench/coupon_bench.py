@@ -10,7 +10,7 @@ One run (see BENCHMARKS.md for figures and analysis):
 1. drops and recreates a dedicated database (default `bench_coupon`), migrates it, and seeds
    with plain SQL one hot coupon (10,000,000 in stock), a small coupon for the sold-out check,
    a pool of API users and a pool of pgbench users (each user claims once);
-2. starts gunicorn (4 workers x 2 threads, as the checkout benchmark) and, for each client count
+2. starts gunicorn (as `make run` does: sync workers, three per core) and, for each client count
    (default 1, 8, 32), restores the pool (claims deleted, issued_count back to 0; untimed), warms
    up, then drives the claim for `--duration` s, every request a different user; only 201 counts.
    After each level it checks issued_count == number of 201 answers == user coupon rows;
@@ -47,6 +47,7 @@ from common import (
     PgbenchResult,
     UserPool,
     add_common_args,
+    add_server_args,
     app_env,
     best_of,
     check_db_name,
@@ -68,6 +69,7 @@ from common import (
     psql,
     recreate_database,
     run_pgbench,
+    server_layout,
     start_server,
     stop_server,
     summary_row,
@@ -230,8 +232,7 @@ def print_report(args, api: dict[int, LevelResult], pgb: dict[str, dict[int, Pgb
         head += f" pgbench {v} tps | {v} p50 ms | {v} p99 ms | API/{v} |"
         rule += "---:|---:|---:|---:|"
     lines = [
-        f"Coupon claim benchmark: one hot coupon, {args.duration}s per level, gunicorn gthread "
-        f"{args.workers} workers x {args.threads} threads",
+        f"Coupon claim benchmark: one hot coupon, {args.duration}s per level, " + server_layout(args),
         "",
         head,
         rule,
@@ -337,8 +338,7 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--clients", default="1,8,32", help="comma-separated concurrency levels (default 1,8,32)")
     p.add_argument("--duration", type=int, default=10, help="seconds per level, API and pgbench (default 10)")
     p.add_argument("--warmup", type=float, default=1.0, help="untimed seconds before each API level (default 1)")
-    p.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
-    p.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker (default 2)")
+    add_server_args(p)
     p.add_argument("--api-users", type=int, default=20000, help="API users, reused each level (default 20000)")
     p.add_argument("--pgbench-users", type=int, default=100000, help="pgbench users (default 100000)")
     p.add_argument("--soldout-claims", type=int, default=1000, help="users in the sold-out check (0: skip)")
@@ -387,7 +387,14 @@ def main(argv: list[str] | None = None) -> int:
             pool = UserPool(mint_tokens(args.python, env, lo=lo, hi=hi, tmp=tmp, app_dir=args.app_dir))
             port = free_port()
             server = start_server(
-                args.python, env, app_dir=args.app_dir, port=port, workers=args.workers, threads=args.threads
+                args.python,
+                env,
+                app_dir=args.app_dir,
+                port=port,
+                workers=args.workers,
+                threads=args.threads,
+                worker_class=args.worker_class,
+                access_log=args.access_log,
             )
             pid = server.pid
             for c in args.clients:
