@@ -65,7 +65,7 @@ def active_user(user_id: int) -> User | None:
 def user_from_token(*, token: str, token_type: str) -> User:
     claims = decode_token(token=token, token_type=token_type)
     sub = claims["sub"]
-    user = active_user(int(sub)) if str(sub).isdigit() else None
+    user = active_user(int(sub)) if isinstance(sub, str) and sub.isascii() and sub.isdigit() else None
     if user is None:
         raise DomainError(CoreErrorCode.INVALID_TOKEN, "The token's user no longer exists.")
     return user

@@ -111,6 +111,8 @@ def _forged(user, **overrides) -> str:
         pytest.param(lambda u: "not.a.jwt", id="malformed"),
         pytest.param(lambda u: _forged(u, sub="999999999"), id="unknown-user"),
         pytest.param(lambda u: _forged(u, sub="abc"), id="non-numeric-sub"),
+        pytest.param(lambda u: _forged(u, sub="9" * 20), id="sub-beyond-bigint"),
+        pytest.param(lambda u: _forged(u, sub="\u00b2"), id="non-ascii-digit-sub"),
         pytest.param(lambda u: _forged(u, type="admin"), id="wrong-type"),
         pytest.param(
             lambda u: jwt.encode({"sub": str(u.pk), "type": "access", "exp": 9e9}, settings.SECRET_KEY),
@@ -121,6 +123,14 @@ def _forged(user, **overrides) -> str:
 def test_bad_access_tokens_are_401(anon, user, make_token):
     response = anon.get("/cart", headers={"Authorization": f"Bearer {make_token(user)}"})
     assert_error(response, 401, "invalid_token")
+
+
+def test_access_token_of_a_deactivated_user_is_401(anon, user):
+    token = encode_token(user=user, token_type=ACCESS)
+    assert anon.get("/cart", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert_error(anon.get("/cart", headers={"Authorization": f"Bearer {token}"}), 401, "invalid_token")
 
 
 def test_alg_none_token_is_401(anon, user):
