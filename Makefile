@@ -8,10 +8,10 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# API processes with Redis: sync workers, three per core (bench/checkout_bench.py picked this layout;
+# API processes with Redis: sync workers, two per core (bench/checkout_bench.py picked this layout;
 # see BENCHMARKS.md "Checkout"). Put a buffering proxy (nginx) in front in production, as
 # gunicorn recommends for sync workers.
-WEB_WORKERS ?= $(shell echo $$(( 3 * $$(nproc 2>/dev/null || echo 1) )))
+WEB_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 
 .PHONY: run test lint format migrate bench clean
 

@@ -12,7 +12,7 @@ One run (see BENCHMARKS.md for figures and analysis):
 1. drops and recreates a dedicated database (default `bench_cart`), migrates it, and seeds with
    plain SQL 50 courses and, for each cart size, `--users` users whose carts hold that many
    selected courses; mints a token per user;
-2. starts gunicorn (as `make run` does: sync workers, three per core) with BENCH_BASELINE_VIEW=1
+2. starts gunicorn (as `make run` does: sync workers, two per core) with BENCH_BASELINE_VIEW=1
    and checks one answer of each kind (the cart's `count` is the size);
 3. for each client count (default 1 and 8) and each target (bare view, cart of 1, 5, 20), waits for
    an idle machine, warms up, then sends GETs back to back for `--duration` s (users in turn,

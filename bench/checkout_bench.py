@@ -13,7 +13,7 @@ One run does everything (see BENCHMARKS.md for figures and analysis):
    (cart, coupon); a level takes users in order and the pool is restored before the next level;
 3. mints one JWT access token per API user with `core.auth.encode_token` (same SECRET_KEY as
    the server);
-4. starts gunicorn (`core.wsgi:application`, sync workers, three per core, as `make run`)
+4. starts gunicorn (`core.wsgi:application`, sync workers, two per core, as `make run`)
    against that database and waits for /api/v1/health;
 5. for each items count and client count (default 1 item; 1, 8, 32 clients): restores the API
    pool (cart rows back, coupons unused, earlier orders cancelled; outside the timed window),

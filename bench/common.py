@@ -440,10 +440,10 @@ def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 
 # The API server's layout, as `make run` starts it with Redis (Makefile WEB_WORKERS): sync workers,
-# three per core. Checkout A/B runs picked it (BENCHMARKS.md "Checkout"): each worker serves one
+# two per core. Checkout A/B runs picked it (BENCHMARKS.md "Checkout"): each worker serves one
 # request at a time, so requests wait their turn in the listen queue instead of time-slicing
 # inside a worker, which keeps the tail short.
-DEFAULT_WORKERS = 3 * (os.cpu_count() or 1)
+DEFAULT_WORKERS = 2 * (os.cpu_count() or 1)
 
 
 def add_server_args(p: argparse.ArgumentParser) -> None:

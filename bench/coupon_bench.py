@@ -10,7 +10,7 @@ One run (see BENCHMARKS.md for figures and analysis):
 1. drops and recreates a dedicated database (default `bench_coupon`), migrates it, and seeds
    with plain SQL one hot coupon (10,000,000 in stock), a small coupon for the sold-out check,
    a pool of API users and a pool of pgbench users (each user claims once);
-2. starts gunicorn (as `make run` does: sync workers, three per core) and, for each client count
+2. starts gunicorn (as `make run` does: sync workers, two per core) and, for each client count
    (default 1, 8, 32), restores the pool (claims deleted, issued_count back to 0; untimed), warms
    up, then drives the claim for `--duration` s, every request a different user; only 201 counts.
    After each level it checks issued_count == number of 201 answers == user coupon rows;
