@@ -2,7 +2,7 @@
 -- Run by bench/checkout_bench.py; it seeds the users and passes -D first_uid=<first user id of its pool>.
 --
 -- Statement for statement what the app sends: core/auth.py's ACTIVE_USER, then the statements of
--- orders/services/checkout.py (INSERT_ORDER, LOCK_SELECTED_CART, LOCK_POINTS_ACCOUNT,
+-- orders/services/checkout_sql.py (INSERT_ORDER, LOCK_SELECTED_CART, LOCK_POINTS_ACCOUNT,
 -- LOCK_USER_COUPON, APPLY_ORDER), in the same order
 -- and transaction shape, one round trip each, as captured with CaptureQueriesContext on Postgres
 -- (literals as psycopg's client-side binding writes them). Change this file with those.
@@ -32,7 +32,7 @@ WITH locked AS (WITH pending AS MATERIALIZED (SELECT line.course_id, pending_ord
 SELECT string_agg(id::text, ',' ORDER BY id) AS cart_ids, string_agg(course_id::text, ',' ORDER BY id) AS course_ids, array_agg(name ORDER BY id)::text AS names, array_agg(picture_url ORDER BY id)::text AS pics, array_agg(price ORDER BY id)::text AS prices, sum(price) AS subtotal, sum(price) - 6.00 AS pay_amount, bool_or(enrolled OR pending_order_no IS NOT NULL) AS owned FROM locked \gset
 
 -- LOCK_POINTS_ACCOUNT, LOCK_USER_COUPON
-SELECT id AS account_id, balance FROM billing_pointsaccount WHERE user_id = :uid FOR UPDATE \gset
+SELECT id AS account_id, user_id, balance FROM billing_pointsaccount WHERE user_id = :uid FOR UPDATE \gset
 SELECT id, user_id, coupon_id, name, kind, threshold, amount_off, percent_off, starts_at, ends_at, status, order_id, claimed_at FROM billing_usercoupon WHERE id = :uid AND user_id = :uid FOR UPDATE;
 
 -- APPLY_ORDER: 5.00 coupon + 10 points (1.00)

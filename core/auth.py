@@ -56,6 +56,9 @@ ACTIVE_USER = "SELECT {} FROM {} WHERE id = %s AND is_active".format(
 def active_user(user_id: int) -> User | None:
     if user_id > 2**63 - 1:
         return None
+    if connection.vendor != "postgresql":
+        # SQLite (the embedded default) returns dates as text: let the ORM convert them.
+        return User.objects.filter(pk=user_id, is_active=True).first()
     with connection.cursor() as cursor:
         cursor.execute(ACTIVE_USER, [user_id])
         row = cursor.fetchone()

@@ -2,17 +2,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import QuerySet
 
 from billing import selectors as billing_selectors
 from billing.models import UserCoupon
 from billing.services import check_coupon_applies, get_user_coupon
 from core.errors import DomainError
-from core.models import User
+from core.models import Enrollment, User
 from orders import pricing
 from orders.errors import OrderErrorCode
-from orders.models import ZERO, CartItem, Order
+from orders.models import ZERO, CartItem, Order, OrderLine
 
 
 @dataclass(frozen=True)
@@ -43,29 +42,21 @@ def get_cart(*, user: User) -> Cart:
     )
 
 
-# Enrolments and the courses of the user's other pending orders, in one round trip (checkout
-# runs it on every order). The user's pending orders are found first through order_user_status_idx
-# (usually none) and only their lines are probed: a plan that joined every pending line in the shop
-# to the orders once made checkout crawl when statistics went stale.
-OWNED_OR_PENDING = """
-SELECT course_id, NULL FROM core_enrollment WHERE user_id = %(user_id)s AND course_id = ANY(%(course_ids)s::bigint[])
-UNION ALL
-SELECT line.course_id, pending.order_no
-FROM (SELECT id, order_no FROM orders_order WHERE user_id = %(user_id)s AND status = 'pending' OFFSET 0) pending
-JOIN orders_orderline line ON line.order_id = pending.id AND line.course_id = ANY(%(course_ids)s::bigint[])"""
-
-
 def check_not_owned(*, user: User, course_ids: list[int]) -> None:
     """A course the user owns, or is already paying for in another pending order, can't be bought.
-    (An order being placed has no lines yet, so it never counts against itself.)"""
-    with connection.cursor() as cursor:
-        cursor.execute(OWNED_OR_PENDING, {"user_id": user.pk, "course_ids": course_ids})
-        rows = cursor.fetchall()
-    if rows:
-        raise already_purchased(
-            enrolled_course_ids=[course_id for course_id, order_no in rows if order_no is None],
-            pending={course_id: order_no for course_id, order_no in rows if order_no is not None},
-        )
+    (An order being placed has no lines yet, so it never counts against itself.) Checkout on
+    Postgres asks the same inside its cart statement (orders/services/checkout.py)."""
+    enrolled = list(Enrollment.objects.filter(user=user, course_id__in=course_ids).values_list("course_id", flat=True))
+    # The user's pending orders first (the order_user_status index): usually there are none, and
+    # then the order lines are not read at all. Joining lines to orders in one query let the
+    # planner pick a plan that scanned every pending line in the shop once statistics went stale.
+    order_nos = dict(Order.objects.filter(user=user, status=Order.Status.PENDING).values_list("pk", "order_no"))
+    pending = {}
+    if order_nos:
+        lines = OrderLine.objects.filter(order_id__in=order_nos, course_id__in=course_ids)
+        pending = {course_id: order_nos[order_id] for course_id, order_id in lines.values_list("course_id", "order_id")}
+    if enrolled or pending:
+        raise already_purchased(enrolled_course_ids=enrolled, pending=pending)
 
 
 def already_purchased(*, enrolled_course_ids: list[int], pending: dict[int, str]) -> DomainError:

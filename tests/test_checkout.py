@@ -22,6 +22,17 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True, params=["sql", "orm"])
+def checkout_path(request, monkeypatch):
+    """Every checkout test runs through both ways of writing the order: the hand-written SQL
+    Postgres uses, and the ORM path SQLite (the embedded default) uses."""
+    from orders.services import checkout
+
+    if request.param == "orm":
+        monkeypatch.setattr(checkout, "SQL_VENDORS", set())
+    return request.param
+
+
 def place(api, body=None, key="key-1"):
     headers = {"Idempotency-Key": key} if key is not None else {}
     return api.post(

@@ -1,5 +1,6 @@
 """The embedded default (no DATABASE_URL: SQLite with IMMEDIATE transactions) served by gunicorn
-as `make run` serves it, driven over real HTTP: register, token, cart."""
+as `make run` serves it, driven over real HTTP: register, token, cart, checkout (the ORM path of
+orders/services/checkout.py), cancel."""
 
 import json
 import os
@@ -22,9 +23,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def call(base: str, method: str, path: str, body=None, token: str | None = None) -> tuple[int, dict]:
+def call(
+    base: str, method: str, path: str, body=None, token: str | None = None, headers: dict | None = None
+) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method)
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -97,3 +100,31 @@ def test_register_token_and_cart_on_sqlite(embedded_server):
     assert call(base, "GET", "/cart", token=token)[1]["count"] == 1
     status, demo_tokens = call(base, "POST", "/auth/token", {"username": "alice", "password": "demo-pass-123"})
     assert status == 200 and demo_tokens["token_type"] == "Bearer"
+
+
+def test_checkout_and_cancel_on_sqlite(embedded_server):
+    base, _ = embedded_server
+    status, tokens = call(base, "POST", "/auth/token", {"username": "alice", "password": "demo-pass-123"})
+    token = tokens["access"]
+    status, courses = call(base, "GET", "/courses")
+    course = courses["items"][-1]
+    assert call(base, "POST", "/cart/items", {"course_id": course["id"]}, token)[0] == 201
+    status, preview = call(base, "GET", "/checkout/preview", token=token)
+    assert status == 200, preview
+
+    body = {"pay_type": "alipay", "user_coupon_id": None, "points": 10}
+    status, order = call(base, "POST", "/orders", body, token, headers={"Idempotency-Key": "sqlite-1"})
+    assert status == 201, order
+    assert order["status"] == "pending" and order["points_used"] == 10
+    assert [line["course_id"] for line in order["lines"]] == [course["id"]]
+    from decimal import Decimal
+
+    assert Decimal(order["pay_amount"]) == Decimal(course["price"]) - Decimal("1.00")
+    again_status, again = call(base, "POST", "/orders", body, token, headers={"Idempotency-Key": "sqlite-1"})
+    assert (again_status, again["order_no"]) == (201, order["order_no"])
+    status, error = call(base, "POST", "/orders", body, token, headers={"Idempotency-Key": "sqlite-2"})
+    assert (status, error["code"]) == (422, "cart_empty")
+    assert call(base, "GET", "/cart", token=token)[1]["count"] == 0
+
+    status, cancelled = call(base, "POST", f"/orders/{order['order_no']}/cancel", token=token)
+    assert (status, cancelled["status"]) == (200, "cancelled"), cancelled

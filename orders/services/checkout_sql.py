@@ -1,0 +1,160 @@
+"""The checkout transaction on Postgres, as hand-written SQL (orders/services/checkout.py runs it).
+
+It is the busiest write of the shop, and through the ORM building and compiling a dozen
+querysets cost three times the CPU Postgres spends running the whole transaction (BENCHMARKS.md
+"Checkout"). Here it is 6 round trips inside the transaction whatever the cart's size.
+bench/checkout.pgbench.sql sends exactly these statements: change both together.
+checkout_orm.py does the same through the ORM for SQLite, the embedded dev default.
+"""
+
+from django.db import connection
+
+from billing.errors import BillingErrorCode
+from billing.models import PointsAccount, UserCoupon
+from core.errors import DomainError
+from core.models import User
+from orders.models import Order, OrderLine
+from orders.selectors import already_purchased
+
+INSERT_ORDER = """
+INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used,
+    points_discount, pay_amount, idempotency_key, request_fingerprint, expires_at, cancel_reason, trade_no, created_at)
+VALUES (%s, %s, 'pending', %s, 0, 0, 0, 0, 0, %s, %s, %s, '', '', %s)
+RETURNING id"""
+
+# The selected cart, locked, with what check_not_owned would say about each course: enrolled, or
+# waiting in another pending order of the user (an order being placed has no lines yet). The
+# user's pending orders are found first, through order_user_status_idx: usually there are none.
+LOCK_SELECTED_CART = """
+WITH pending AS MATERIALIZED (
+    SELECT line.course_id, pending_order.order_no
+    FROM orders_order pending_order JOIN orders_orderline line ON line.order_id = pending_order.id
+    WHERE pending_order.user_id = %(user_id)s AND pending_order.status = 'pending'
+)
+SELECT cart.id, course.id, course.name, course.picture_url, course.price,
+    EXISTS (SELECT FROM core_enrollment WHERE user_id = cart.user_id AND course_id = cart.course_id),
+    (SELECT order_no FROM pending WHERE course_id = cart.course_id LIMIT 1)
+FROM orders_cartitem cart JOIN core_course course ON course.id = cart.course_id
+WHERE cart.user_id = %(user_id)s AND cart.selected AND course.is_active
+ORDER BY cart.id
+FOR UPDATE OF cart"""
+
+LOCK_POINTS_ACCOUNT = "SELECT id, user_id, balance FROM billing_pointsaccount WHERE user_id = %s FOR UPDATE"
+
+LOCK_USER_COUPON = """
+SELECT id, user_id, coupon_id, name, kind, threshold, amount_off, percent_off, starts_at, ends_at, status, order_id,
+    claimed_at
+FROM billing_usercoupon WHERE id = %s AND user_id = %s FOR UPDATE"""
+USER_COUPON_FIELDS = [
+    "id", "user_id", "coupon_id", "name", "kind", "threshold", "amount_off", "percent_off", "starts_at", "ends_at",
+    "status", "order_id", "claimed_at",
+]  # fmt: skip
+
+# Everything the priced order changes, in one round trip. The parts that do not apply (no coupon,
+# no points) match no row. The ledger entry is written from the account row this statement
+# updated, so balance and ledger cannot drift apart.
+APPLY_ORDER = """
+WITH order_lines AS (
+    INSERT INTO orders_orderline (order_id, course_id, name, picture_url, price)
+    SELECT %(order_id)s, * FROM unnest(%(course_ids)s::bigint[], %(names)s::varchar[], %(picture_urls)s::varchar[],
+        %(prices)s::numeric[])
+), checked_out AS (
+    DELETE FROM orders_cartitem WHERE id = ANY(%(cart_item_ids)s::bigint[])
+), coupon AS (
+    UPDATE billing_usercoupon SET status = 'locked', order_id = %(order_id)s WHERE id = %(user_coupon_id)s
+), account AS (
+    UPDATE billing_pointsaccount SET balance = balance - %(points_used)s
+    WHERE id = %(points_account_id)s
+    RETURNING id, balance
+), entry AS (
+    INSERT INTO billing_pointsentry (account_id, delta, balance_after, reason, order_id, created_at)
+    SELECT id, -%(points_used)s, balance, 'order_debit', %(order_id)s, %(now)s FROM account
+)
+UPDATE orders_order SET subtotal = %(subtotal)s, coupon_discount = %(coupon_discount)s, points_used = %(points_used)s,
+    points_discount = %(points_discount)s, pay_amount = %(pay_amount)s, user_coupon_id = %(user_coupon_id)s
+WHERE id = %(order_id)s"""
+
+
+def insert_order(*, order: Order) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            INSERT_ORDER,
+            [
+                order.order_no,
+                order.user_id,
+                order.pay_type,
+                order.idempotency_key,
+                order.request_fingerprint,
+                order.expires_at,
+                order.created_at,
+            ],
+        )
+        order.pk = cursor.fetchone()[0]
+    order._state.adding = False
+
+
+def lock_selected_cart(*, order: Order) -> tuple[list[int], list[OrderLine]]:
+    """The selected cart's item ids and the order lines they become; already_purchased when a
+    course is enrolled or waiting in another pending order."""
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_SELECTED_CART, {"user_id": order.user_id})
+        cart = cursor.fetchall()
+    # One statement, one snapshot: after waiting for a cart lock, Postgres re-reads the locked
+    # rows, and a course's cart row is deleted by the same transaction that makes it pending or
+    # enrolled, so a concurrent checkout's course cannot slip through.
+    enrolled = [course_id for _, course_id, _, _, _, is_enrolled, _ in cart if is_enrolled]
+    pending = {course_id: order_no for _, course_id, _, _, _, _, order_no in cart if order_no}
+    if enrolled or pending:
+        raise already_purchased(enrolled_course_ids=enrolled, pending=pending)
+    lines = [
+        OrderLine(order=order, course_id=course_id, name=name, picture_url=picture_url, price=price)
+        for _, course_id, name, picture_url, price, _, _ in cart
+    ]
+    return [row[0] for row in cart], lines
+
+
+def lock_points_account(*, user_id: int) -> PointsAccount | None:
+    """None for a user who never had points."""
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_POINTS_ACCOUNT, [user_id])
+        row = cursor.fetchone()
+    return PointsAccount.from_db(connection.alias, ["id", "user_id", "balance"], row) if row else None
+
+
+def lock_user_coupon(*, user: User, user_coupon_id: int) -> UserCoupon:
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_USER_COUPON, [user_coupon_id, user.pk])
+        row = cursor.fetchone()
+    if row is None:
+        # Another user's coupon looks exactly like a missing one (as billing.get_user_coupon).
+        message = "That coupon is not yours or does not exist."
+        raise DomainError(BillingErrorCode.COUPON_INVALID, message, details={"reason": "unknown"})
+    return UserCoupon.from_db(connection.alias, USER_COUPON_FIELDS, row)
+
+
+def apply_order(
+    *,
+    order: Order,
+    lines: list[OrderLine],
+    cart_item_ids: list[int],
+    points_account: PointsAccount | None,
+) -> None:
+    """Writes the priced order: its lines, the cart, the coupon, the points and the amounts."""
+    params: dict[str, object] = {
+        "order_id": order.pk,
+        "course_ids": [line.course_id for line in lines],
+        "names": [line.name for line in lines],
+        "picture_urls": [line.picture_url for line in lines],
+        "prices": [line.price for line in lines],
+        "cart_item_ids": cart_item_ids,
+        "user_coupon_id": order.user_coupon_id,
+        "points_account_id": points_account.pk if points_account and order.points_used else None,
+        "points_used": order.points_used,
+        "now": order.created_at,
+        "subtotal": order.subtotal,
+        "coupon_discount": order.coupon_discount,
+        "points_discount": order.points_discount,
+        "pay_amount": order.pay_amount,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(APPLY_ORDER, params)
