@@ -1,15 +1,15 @@
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
 from ninja.pagination import PageNumberPagination
 from pydantic import PlainSerializer, WithJsonSchema
 
-CENT = Decimal("0.01")
+from core.money import to_cents
 
 
 def money_str(value: Decimal) -> str:
-    return str(Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP))
+    return str(to_cents(Decimal(value)))
 
 
 # Money leaves the API as a string with exactly two decimals ("199.00"), never a float.

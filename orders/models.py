@@ -1,10 +1,8 @@
-from decimal import Decimal
-
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-ZERO = Decimal("0.00")
+from core.money import ZERO
 
 
 class CartItem(models.Model):

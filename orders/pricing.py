@@ -6,14 +6,13 @@ cents, points are usable in the smallest step that does).
 """
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from math import gcd
 
 from billing.errors import BillingErrorCode
 from core.errors import CoreErrorCode, DomainError
+from core.money import CENT, ZERO, to_cents
 
-CENT = Decimal("0.01")
-ZERO = Decimal("0.00")
 HUNDRED = Decimal(100)
 
 
@@ -38,10 +37,6 @@ def coupon_terms(user_coupon) -> CouponTerms | None:
     if user_coupon is None:
         return None
     return CouponTerms(kind=user_coupon.kind, amount_off=user_coupon.amount_off, percent_off=user_coupon.percent_off)
-
-
-def to_cents(amount: Decimal) -> Decimal:
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def coupon_discount(*, subtotal: Decimal, terms: CouponTerms | None) -> Decimal:

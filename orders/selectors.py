@@ -9,9 +9,10 @@ from billing.models import UserCoupon
 from billing.services import check_coupon_applies, get_user_coupon
 from core.errors import DomainError
 from core.models import Enrollment, User
+from core.money import ZERO
 from orders import pricing
 from orders.errors import OrderErrorCode
-from orders.models import ZERO, CartItem, Order, OrderLine
+from orders.models import CartItem, Order, OrderLine
 
 
 @dataclass(frozen=True)

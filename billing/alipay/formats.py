@@ -7,9 +7,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core.money import CENT
+
 BEIJING = ZoneInfo("Asia/Shanghai")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-CENT = Decimal("0.01")
 AMOUNT_PATTERN = re.compile(r"^(0|[1-9]\d*)(\.\d{1,2})?$")
 
 
