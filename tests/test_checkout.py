@@ -335,3 +335,19 @@ def test_body_validation(api, user):
     for body in [{"pay_type": "wechat"}, {"points": -5}, {"points": "lots"}, {"user_coupon_id": 0}, {"points": 10**13}]:
         assert_error(place(api, body), 422, "validation_error")
     assert not Order.objects.exists()
+
+
+def test_lines_keep_names_and_pictures_exactly(api, user):
+    """Names travel to Postgres as array literals on the SQL path: quotes, backslashes, commas,
+    braces, the word NULL and non-ASCII text must arrive as they were."""
+    names = ['Say "hi"\\, {x}', "NULL", "课程 ä', ", ""]
+    pictures = ["NULL", "", "/static/a b,{c}.svg", 'x"\\y']
+    for name, picture in zip(names, pictures, strict=True):
+        CartItemFactory(user=user, course=CourseFactory(name=name, picture_url=picture, price=Decimal("1.10")))
+    order = place(api).json()
+    assert [(line["name"], line["picture_url"]) for line in order["lines"]] == list(zip(names, pictures, strict=True))
+    stored = OrderLine.objects.filter(order__order_no=order["order_no"]).order_by("pk")
+    assert [(line.name, line.picture_url, line.price) for line in stored] == [
+        (name, picture, Decimal("1.10")) for name, picture in zip(names, pictures, strict=True)
+    ]
+    assert order["subtotal"] == "4.40"
