@@ -2,9 +2,9 @@
 -- Run by bench/checkout_bench.py; it seeds the users and passes -D first_uid=<first user id of its pool>.
 --
 -- Statement for statement what the app sends: core/auth.py's ACTIVE_USER, then the statements of
--- orders/services/checkout_sql.py (INSERT_ORDER, LOCK_SELECTED_CART, LOCK_POINTS_ACCOUNT,
--- LOCK_USER_COUPON, APPLY_ORDER), in the same order
--- and transaction shape, one round trip each, as captured with CaptureQueriesContext on Postgres
+-- orders/services/checkout_sql.py (INSERT_ORDER; LOCK_SELECTED_CART + LOCK_POINTS_ACCOUNT +
+-- LOCK_USER_COUPON as one compound query; APPLY_ORDER), in the same order, transaction shape and
+-- round trips, as captured with CaptureQueriesContext on Postgres
 -- (literals as psycopg's client-side binding writes them). Change this file with those.
 --
 -- Rows get consumed, so every transaction takes a fresh user: a sequence (non-transactional,
@@ -27,13 +27,12 @@ BEGIN;
 -- INSERT_ORDER: order_no is fixed-width and increasing, like the app's timestamped one
 INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used, points_discount, pay_amount, idempotency_key, request_fingerprint, expires_at, cancel_reason, trade_no, created_at) VALUES ('20990101000000:n', :uid, 'pending', 'alipay', 0, 0, 0, 0, 0, 'pgbench-:n', '3db97aefb70277285f032ba01a62e24d9e578ad53ecf8dc38856280056e0fabc', (now() + interval '1800 seconds')::timestamptz, '', '', now()::timestamptz) RETURNING id AS oid \gset
 
--- LOCK_SELECTED_CART (with the enrolment / pending-order check), aggregated
+-- lock_rows(): LOCK_SELECTED_CART (with the enrolment / pending-order check; aggregated here),
+-- LOCK_POINTS_ACCOUNT and LOCK_USER_COUPON, sent as one query string (one round trip) as the app does
 WITH locked AS (WITH pending AS MATERIALIZED (SELECT line.course_id, pending_order.order_no FROM orders_order pending_order JOIN orders_orderline line ON line.order_id = pending_order.id WHERE pending_order.user_id = :uid AND pending_order.status = 'pending') SELECT cart.id, course.id AS course_id, course.name, course.picture_url, course.price, EXISTS (SELECT FROM core_enrollment WHERE user_id = cart.user_id AND course_id = cart.course_id) AS enrolled, (SELECT order_no FROM pending WHERE course_id = cart.course_id LIMIT 1) AS pending_order_no FROM orders_cartitem cart JOIN core_course course ON course.id = cart.course_id WHERE cart.user_id = :uid AND cart.selected AND course.is_active ORDER BY cart.id FOR UPDATE OF cart)
-SELECT string_agg(id::text, ',' ORDER BY id) AS cart_ids, string_agg(course_id::text, ',' ORDER BY id) AS course_ids, array_agg(name ORDER BY id)::text AS names, array_agg(picture_url ORDER BY id)::text AS pics, array_agg(price ORDER BY id)::text AS prices, sum(price) AS subtotal, sum(price) - 6.00 AS pay_amount, bool_or(enrolled OR pending_order_no IS NOT NULL) AS owned FROM locked \gset
-
--- LOCK_POINTS_ACCOUNT, LOCK_USER_COUPON
-SELECT id AS account_id, user_id, balance FROM billing_pointsaccount WHERE user_id = :uid FOR UPDATE \gset
-SELECT id, user_id, coupon_id, name, kind, threshold, amount_off, percent_off, starts_at, ends_at, status, order_id, claimed_at FROM billing_usercoupon WHERE id = :uid AND user_id = :uid FOR UPDATE;
+SELECT string_agg(id::text, ',' ORDER BY id) AS cart_ids, string_agg(course_id::text, ',' ORDER BY id) AS course_ids, array_agg(name ORDER BY id)::text AS names, array_agg(picture_url ORDER BY id)::text AS pics, array_agg(price ORDER BY id)::text AS prices, sum(price) AS subtotal, sum(price) - 6.00 AS pay_amount, bool_or(enrolled OR pending_order_no IS NOT NULL) AS owned FROM locked \;
+SELECT id AS account_id, user_id, balance FROM billing_pointsaccount WHERE user_id = :uid FOR UPDATE \;
+SELECT id, user_id, coupon_id, name, kind, threshold, amount_off, percent_off, starts_at, ends_at, status, order_id, claimed_at FROM billing_usercoupon WHERE id = :uid AND user_id = :uid FOR UPDATE \aset
 
 -- APPLY_ORDER: 5.00 coupon + 10 points (1.00)
 WITH order_lines AS (INSERT INTO orders_orderline (order_id, course_id, name, picture_url, price) SELECT :oid, * FROM unnest('{:course_ids}'::int2[]::bigint[], ':names'::varchar[], ':pics'::varchar[], ':prices'::numeric[]::numeric[])), checked_out AS (DELETE FROM orders_cartitem WHERE id = ANY('{:cart_ids}'::int4[]::bigint[])), coupon AS (UPDATE billing_usercoupon SET status = 'locked', order_id = :oid WHERE id = :uid), account AS (UPDATE billing_pointsaccount SET balance = balance - 10 WHERE id = :account_id RETURNING id, balance), entry AS (INSERT INTO billing_pointsentry (account_id, delta, balance_after, reason, order_id, created_at) SELECT id, -10, balance, 'order_debit', :oid, now()::timestamptz FROM account) UPDATE orders_order SET subtotal = :subtotal, coupon_discount = 5.00, points_used = 10, points_discount = 1.00, pay_amount = :pay_amount, user_coupon_id = :uid WHERE id = :oid;

@@ -56,9 +56,14 @@ def get_user_coupon(*, user: User, user_coupon_id: int, lock: bool = False) -> U
     coupons = UserCoupon.objects.select_for_update() if lock else UserCoupon.objects
     user_coupon = coupons.filter(pk=user_coupon_id, user=user).first()
     if user_coupon is None:
-        message = "That coupon is not yours or does not exist."
-        raise DomainError(BillingErrorCode.COUPON_INVALID, message, details={"reason": "unknown"})
+        raise unknown_coupon()
     return user_coupon
+
+
+def unknown_coupon() -> DomainError:
+    return DomainError(
+        BillingErrorCode.COUPON_INVALID, "That coupon is not yours or does not exist.", details={"reason": "unknown"}
+    )
 
 
 def check_coupon_applies(*, user_coupon: UserCoupon, subtotal: Decimal) -> None:

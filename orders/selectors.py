@@ -44,9 +44,17 @@ def get_cart(*, user: User) -> Cart:
 
 
 def check_not_owned(*, user: User, course_ids: list[int]) -> None:
-    """A course the user owns, or is already paying for in another pending order, can't be bought.
-    (An order being placed has no lines yet, so it never counts against itself.) Checkout on
-    Postgres asks the same inside its cart statement (orders/services/checkout.py)."""
+    """A course the user owns, or is already paying for in another pending order, can't be bought."""
+    enrolled, pending = owned_or_pending(user=user, course_ids=course_ids)
+    if enrolled or pending:
+        raise already_purchased(enrolled_course_ids=enrolled, pending=pending)
+
+
+def owned_or_pending(*, user: User, course_ids: list[int]) -> tuple[list[int], dict[int, str]]:
+    """Which of these courses the user is enrolled in, and which wait in a pending order of theirs
+    (course id -> order number). An order being placed has no lines yet, so it never counts
+    against itself. Checkout on Postgres asks the same inside its cart statement
+    (orders/services/checkout_sql.py)."""
     enrolled = list(Enrollment.objects.filter(user=user, course_id__in=course_ids).values_list("course_id", flat=True))
     # The user's pending orders first (the order_user_status index): usually there are none, and
     # then the order lines are not read at all. Joining lines to orders in one query let the
@@ -56,8 +64,7 @@ def check_not_owned(*, user: User, course_ids: list[int]) -> None:
     if order_nos:
         lines = OrderLine.objects.filter(order_id__in=order_nos, course_id__in=course_ids)
         pending = {course_id: order_nos[order_id] for course_id, order_id in lines.values_list("course_id", "order_id")}
-    if enrolled or pending:
-        raise already_purchased(enrolled_course_ids=enrolled, pending=pending)
+    return enrolled, pending
 
 
 def already_purchased(*, enrolled_course_ids: list[int], pending: dict[int, str]) -> DomainError:

@@ -19,6 +19,7 @@ from orders import events
 from orders.errors import OrderErrorCode
 from orders.models import Order
 from orders.pricing import Quote, coupon_terms, quote
+from orders.selectors import already_purchased
 from orders.services import checkout_orm, checkout_sql
 from orders.services.settlement import settle_paid_order
 
@@ -142,14 +143,17 @@ def _fill_order(*, order: Order, user_coupon_id: int | None, points: int) -> Non
     # coupon. Every limit is checked after its lock is held, so a concurrent checkout cannot
     # spend the same cart, points or coupon.
     rows = checkout_sql if uses_sql() else checkout_orm
-    cart_item_ids, lines = rows.lock_selected_cart(order=order)
+    locked = rows.lock_rows(order=order, points_account=points > 0, user_coupon_id=user_coupon_id)
+    lines = locked.lines
     if not lines:
         raise DomainError(OrderErrorCode.CART_EMPTY, "Select at least one course in your cart.")
+    if locked.enrolled_course_ids or locked.pending:
+        raise already_purchased(enrolled_course_ids=locked.enrolled_course_ids, pending=locked.pending)
     subtotal = sum((line.price for line in lines), start=order.subtotal)
-    account = rows.lock_points_account(user_id=order.user_id) if points else None
-    user_coupon = None
+    account, user_coupon = locked.points_account, locked.user_coupon
     if user_coupon_id:
-        user_coupon = rows.lock_user_coupon(user=order.user, user_coupon_id=user_coupon_id)
+        if user_coupon is None:
+            raise billing.unknown_coupon()  # another user's coupon looks exactly like a missing one
         billing.check_coupon_applies(user_coupon=user_coupon, subtotal=subtotal)
     priced: Quote = quote(
         subtotal=subtotal,
@@ -164,12 +168,7 @@ def _fill_order(*, order: Order, user_coupon_id: int | None, points: int) -> Non
     order.points_discount = priced.points_discount
     order.pay_amount = priced.pay_amount
     order.user_coupon = user_coupon
-    rows.apply_order(
-        order=order,
-        lines=lines,
-        cart_item_ids=cart_item_ids,
-        points_account=account,
-    )
+    rows.apply_order(order=order, lines=lines, cart_item_ids=locked.cart_item_ids, points_account=account)
     # The response is built from these objects: the order and its lines need no second read.
     order._prefetched_objects_cache = {"lines": lines}
     if user_coupon is not None:

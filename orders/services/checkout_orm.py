@@ -4,16 +4,16 @@ test suite runs the checkout tests on Postgres through both."""
 
 from billing import services as billing
 from billing.models import PointsAccount, UserCoupon
-from core.models import User
 from orders.models import CartItem, Order, OrderLine
-from orders.selectors import check_not_owned
+from orders.selectors import owned_or_pending
+from orders.services.checkout_rows import LockedRows
 
 
 def insert_order(*, order: Order) -> None:
     order.save(force_insert=True)
 
 
-def lock_selected_cart(*, order: Order) -> tuple[list[int], list[OrderLine]]:
+def lock_rows(*, order: Order, points_account: bool, user_coupon_id: int | None) -> LockedRows:
     items = [
         item
         for item in CartItem.objects.select_for_update(of=("self",))
@@ -22,27 +22,31 @@ def lock_selected_cart(*, order: Order) -> tuple[list[int], list[OrderLine]]:
         .order_by("pk")
         if item.course.is_active
     ]
-    if items:
-        check_not_owned(user=order.user, course_ids=[item.course_id for item in items])
-    lines = [
-        OrderLine(
-            order=order,
-            course_id=item.course_id,
-            name=item.course.name,
-            picture_url=item.course.picture_url,
-            price=item.course.price,
-        )
-        for item in items
-    ]
-    return [item.pk for item in items], lines
-
-
-def lock_points_account(*, user_id: int) -> PointsAccount | None:
-    return PointsAccount.objects.select_for_update().filter(user_id=user_id).first()
-
-
-def lock_user_coupon(*, user: User, user_coupon_id: int) -> UserCoupon:
-    return billing.get_user_coupon(user=user, user_coupon_id=user_coupon_id, lock=True)
+    course_ids = [item.course_id for item in items]
+    enrolled, pending = owned_or_pending(user=order.user, course_ids=course_ids) if items else ([], {})
+    account = None
+    if points_account:
+        account = PointsAccount.objects.select_for_update().filter(user_id=order.user_id).first()
+    user_coupon = None
+    if user_coupon_id:
+        user_coupon = UserCoupon.objects.select_for_update().filter(pk=user_coupon_id, user_id=order.user_id).first()
+    return LockedRows(
+        cart_item_ids=[item.pk for item in items],
+        lines=[
+            OrderLine(
+                order=order,
+                course_id=item.course_id,
+                name=item.course.name,
+                picture_url=item.course.picture_url,
+                price=item.course.price,
+            )
+            for item in items
+        ],
+        enrolled_course_ids=enrolled,
+        pending=pending,
+        points_account=account,
+        user_coupon=user_coupon,
+    )
 
 
 def apply_order(

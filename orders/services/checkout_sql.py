@@ -2,19 +2,16 @@
 
 It is the busiest write of the shop, and through the ORM building and compiling a dozen
 querysets cost three times the CPU Postgres spends running the whole transaction (BENCHMARKS.md
-"Checkout"). Here it is 6 round trips inside the transaction whatever the cart's size.
+"Checkout"). Here it is 5 round trips inside the transaction whatever the cart's size.
 bench/checkout.pgbench.sql sends exactly these statements: change both together.
 checkout_orm.py does the same through the ORM for SQLite, the embedded dev default.
 """
 
 from django.db import connection
 
-from billing.errors import BillingErrorCode
 from billing.models import PointsAccount, UserCoupon
-from core.errors import DomainError
-from core.models import User
 from orders.models import Order, OrderLine
-from orders.selectors import already_purchased
+from orders.services.checkout_rows import LockedRows
 
 INSERT_ORDER = """
 INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used,
@@ -39,12 +36,12 @@ WHERE cart.user_id = %(user_id)s AND cart.selected AND course.is_active
 ORDER BY cart.id
 FOR UPDATE OF cart"""
 
-LOCK_POINTS_ACCOUNT = "SELECT id, user_id, balance FROM billing_pointsaccount WHERE user_id = %s FOR UPDATE"
+LOCK_POINTS_ACCOUNT = "SELECT id, user_id, balance FROM billing_pointsaccount WHERE user_id = %(user_id)s FOR UPDATE"
 
 LOCK_USER_COUPON = """
 SELECT id, user_id, coupon_id, name, kind, threshold, amount_off, percent_off, starts_at, ends_at, status, order_id,
     claimed_at
-FROM billing_usercoupon WHERE id = %s AND user_id = %s FOR UPDATE"""
+FROM billing_usercoupon WHERE id = %(user_coupon_id)s AND user_id = %(user_id)s FOR UPDATE"""
 USER_COUPON_FIELDS = [
     "id", "user_id", "coupon_id", "name", "kind", "threshold", "amount_off", "percent_off", "starts_at", "ends_at",
     "status", "order_id", "claimed_at",
@@ -93,43 +90,40 @@ def insert_order(*, order: Order) -> None:
     order._state.adding = False
 
 
-def lock_selected_cart(*, order: Order) -> tuple[list[int], list[OrderLine]]:
-    """The selected cart's item ids and the order lines they become; already_purchased when a
-    course is enrolled or waiting in another pending order."""
+def lock_rows(*, order: Order, points_account: bool, user_coupon_id: int | None) -> LockedRows:
+    """The cart, then the points account and the user coupon when asked for, locked in that order
+    in one round trip: Postgres runs the statements of one query string one after the other."""
+    statements, params = [LOCK_SELECTED_CART], {"user_id": order.user_id, "user_coupon_id": user_coupon_id}
+    if points_account:
+        statements.append(LOCK_POINTS_ACCOUNT)
+    if user_coupon_id:
+        statements.append(LOCK_USER_COUPON)
+    account = coupon = None
     with connection.cursor() as cursor:
-        cursor.execute(LOCK_SELECTED_CART, {"user_id": order.user_id})
+        cursor.execute(";\n".join(statements), params)
         cart = cursor.fetchall()
+        if points_account:
+            cursor.nextset()
+            account = cursor.fetchone()
+        if user_coupon_id:
+            cursor.nextset()
+            coupon = cursor.fetchone()
     # One statement, one snapshot: after waiting for a cart lock, Postgres re-reads the locked
     # rows, and a course's cart row is deleted by the same transaction that makes it pending or
     # enrolled, so a concurrent checkout's course cannot slip through.
-    enrolled = [course_id for _, course_id, _, _, _, is_enrolled, _ in cart if is_enrolled]
-    pending = {course_id: order_no for _, course_id, _, _, _, _, order_no in cart if order_no}
-    if enrolled or pending:
-        raise already_purchased(enrolled_course_ids=enrolled, pending=pending)
-    lines = [
-        OrderLine(order=order, course_id=course_id, name=name, picture_url=picture_url, price=price)
-        for _, course_id, name, picture_url, price, _, _ in cart
-    ]
-    return [row[0] for row in cart], lines
-
-
-def lock_points_account(*, user_id: int) -> PointsAccount | None:
-    """None for a user who never had points."""
-    with connection.cursor() as cursor:
-        cursor.execute(LOCK_POINTS_ACCOUNT, [user_id])
-        row = cursor.fetchone()
-    return PointsAccount.from_db(connection.alias, ["id", "user_id", "balance"], row) if row else None
-
-
-def lock_user_coupon(*, user: User, user_coupon_id: int) -> UserCoupon:
-    with connection.cursor() as cursor:
-        cursor.execute(LOCK_USER_COUPON, [user_coupon_id, user.pk])
-        row = cursor.fetchone()
-    if row is None:
-        # Another user's coupon looks exactly like a missing one (as billing.get_user_coupon).
-        message = "That coupon is not yours or does not exist."
-        raise DomainError(BillingErrorCode.COUPON_INVALID, message, details={"reason": "unknown"})
-    return UserCoupon.from_db(connection.alias, USER_COUPON_FIELDS, row)
+    return LockedRows(
+        cart_item_ids=[row[0] for row in cart],
+        lines=[
+            OrderLine(order=order, course_id=course_id, name=name, picture_url=picture_url, price=price)
+            for _, course_id, name, picture_url, price, _, _ in cart
+        ],
+        enrolled_course_ids=[course_id for _, course_id, _, _, _, is_enrolled, _ in cart if is_enrolled],
+        pending={course_id: order_no for _, course_id, _, _, _, _, order_no in cart if order_no},
+        points_account=PointsAccount.from_db(connection.alias, ["id", "user_id", "balance"], account)
+        if account
+        else None,
+        user_coupon=UserCoupon.from_db(connection.alias, USER_COUPON_FIELDS, coupon) if coupon else None,
+    )
 
 
 def apply_order(
