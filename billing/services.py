@@ -50,11 +50,10 @@ def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
         raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {coupon.name!r}.") from exc
 
 
-def get_user_coupon(*, user: User, user_coupon_id: int, lock: bool = False) -> UserCoupon:
-    """The user's coupon (row-locked when `lock`), or `coupon_invalid`: another user's coupon
-    looks exactly like a missing one."""
-    coupons = UserCoupon.objects.select_for_update() if lock else UserCoupon.objects
-    user_coupon = coupons.filter(pk=user_coupon_id, user=user).first()
+def get_user_coupon(*, user: User, user_coupon_id: int) -> UserCoupon:
+    """The user's coupon, or `coupon_invalid`: another user's coupon looks exactly like a missing
+    one. (Checkout locks it itself, in its lock order: orders/services/checkout.py.)"""
+    user_coupon = UserCoupon.objects.filter(pk=user_coupon_id, user=user).first()
     if user_coupon is None:
         raise unknown_coupon()
     return user_coupon
@@ -107,11 +106,6 @@ def release_coupons(*, order_ids: list[int]) -> int:
 
 
 # Points ledger
-
-
-def lock_points_account(*, user: User) -> PointsAccount | None:
-    """The caller's account, row-locked until the transaction ends; None when it never had points."""
-    return PointsAccount.objects.select_for_update().filter(user=user).first()
 
 
 def _lock_or_create_account(*, user: User) -> PointsAccount:
