@@ -14,6 +14,7 @@ from django.db import connection
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
+from core.db import field_names, uses_plain_sql
 from core.errors import CoreErrorCode, DomainError
 from core.models import User
 
@@ -47,7 +48,7 @@ def decode_token(*, token: str, token_type: str) -> dict[str, Any]:
 
 
 # Every authenticated request reads its user: one plain query, no queryset to build and compile.
-USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
+USER_FIELDS = field_names(User)
 ACTIVE_USER = "SELECT {} FROM {} WHERE id = %s AND is_active".format(
     ", ".join(f'"{name}"' for name in USER_FIELDS), User._meta.db_table
 )
@@ -56,8 +57,7 @@ ACTIVE_USER = "SELECT {} FROM {} WHERE id = %s AND is_active".format(
 def active_user(user_id: int) -> User | None:
     if user_id > 2**63 - 1:
         return None
-    if connection.vendor != "postgresql":
-        # SQLite (the embedded default) returns dates as text: let the ORM convert them.
+    if not uses_plain_sql():
         return User.objects.filter(pk=user_id, is_active=True).first()
     with connection.cursor() as cursor:
         cursor.execute(ACTIVE_USER, [user_id])

@@ -26,10 +26,10 @@ pytestmark = pytest.mark.django_db
 def checkout_path(request, monkeypatch):
     """Every checkout test runs through both ways of writing the order: the hand-written SQL
     Postgres uses, and the ORM path SQLite (the embedded default) uses."""
-    from orders.services import checkout
+    from core import db
 
     if request.param == "orm":
-        monkeypatch.setattr(checkout, "SQL_VENDORS", set())
+        monkeypatch.setattr(db, "PLAIN_SQL_VENDORS", set())
     return request.param
 
 

@@ -6,13 +6,15 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from types import ModuleType
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from billing import services as billing
 from billing.models import UserCoupon
+from core.db import uses_plain_sql
 from core.errors import DomainError
 from core.models import User
 from orders import events
@@ -101,14 +103,17 @@ def place_order(
     )
     # No look-up before the insert: the unique index answers "seen this key?" as part of the
     # insert itself, so a new order costs no extra query and a replay costs one failed insert.
+    # Postgres runs the transaction as hand-written SQL (checkout_sql); SQLite, the embedded dev
+    # default, the same steps through the ORM (checkout_orm): same lock order, same checks.
+    rows = checkout_sql if uses_plain_sql() else checkout_orm
     stage = "insert"
     try:
         with transaction.atomic():
             # The row goes in first: a concurrent duplicate blocks on the unique index right here
             # and fails once we commit, instead of doing the whole checkout a second time.
-            (checkout_sql if uses_sql() else checkout_orm).insert_order(order=order)
+            rows.insert_order(order=order)
             stage = "checkout"
-            _fill_order(order=order, user_coupon_id=user_coupon_id, points=points)
+            _fill_order(rows, order=order, user_coupon_id=user_coupon_id, points=points)
     except IntegrityError as exc:
         if not _is_idempotency_conflict(exc):
             raise
@@ -129,20 +134,10 @@ def place_order(
     return Placement(order=order, replayed=False)
 
 
-SQL_VENDORS = {"postgresql"}
-
-
-def uses_sql() -> bool:
-    """Postgres runs the checkout as hand-written SQL (checkout_sql); SQLite, the embedded dev
-    default, through the ORM (checkout_orm). Both keep the same lock order and checks."""
-    return connection.vendor in SQL_VENDORS
-
-
-def _fill_order(*, order: Order, user_coupon_id: int | None, points: int) -> None:
+def _fill_order(rows: ModuleType, *, order: Order, user_coupon_id: int | None, points: int) -> None:
     # Lock order, as everywhere: order row (inserted), cart rows by id, points account, user
     # coupon. Every limit is checked after its lock is held, so a concurrent checkout cannot
     # spend the same cart, points or coupon.
-    rows = checkout_sql if uses_sql() else checkout_orm
     locked = rows.lock_rows(order=order, points_account=points > 0, user_coupon_id=user_coupon_id)
     lines = locked.lines
     if not lines:

@@ -10,6 +10,7 @@ checkout_orm.py does the same through the ORM for SQLite, the embedded dev defau
 from django.db import connection
 
 from billing.models import PointsAccount, UserCoupon
+from core.db import field_names
 from orders.models import Order, OrderLine
 from orders.services.checkout_rows import LockedRows
 
@@ -36,16 +37,17 @@ WHERE cart.user_id = %(user_id)s AND cart.selected AND course.is_active
 ORDER BY cart.id
 FOR UPDATE OF cart"""
 
-LOCK_POINTS_ACCOUNT = "SELECT id, user_id, balance FROM billing_pointsaccount WHERE user_id = %(user_id)s FOR UPDATE"
+POINTS_ACCOUNT_FIELDS = field_names(PointsAccount)
+LOCK_POINTS_ACCOUNT = "SELECT {} FROM billing_pointsaccount WHERE user_id = %(user_id)s FOR UPDATE".format(
+    ", ".join(POINTS_ACCOUNT_FIELDS)
+)
 
-LOCK_USER_COUPON = """
-SELECT id, user_id, coupon_id, name, kind, threshold, amount_off, percent_off, starts_at, ends_at, status, order_id,
-    claimed_at
-FROM billing_usercoupon WHERE id = %(user_coupon_id)s AND user_id = %(user_id)s FOR UPDATE"""
-USER_COUPON_FIELDS = [
-    "id", "user_id", "coupon_id", "name", "kind", "threshold", "amount_off", "percent_off", "starts_at", "ends_at",
-    "status", "order_id", "claimed_at",
-]  # fmt: skip
+USER_COUPON_FIELDS = field_names(UserCoupon)
+LOCK_USER_COUPON = (
+    "SELECT {} FROM billing_usercoupon WHERE id = %(user_coupon_id)s AND user_id = %(user_id)s FOR UPDATE".format(
+        ", ".join(USER_COUPON_FIELDS)
+    )
+)
 
 # Everything the priced order changes, in one round trip. The parts that do not apply (no coupon,
 # no points) match no row. The ledger entry is written from the account row this statement
@@ -119,9 +121,7 @@ def lock_rows(*, order: Order, points_account: bool, user_coupon_id: int | None)
         ],
         enrolled_course_ids=[course_id for _, course_id, _, _, _, is_enrolled, _ in cart if is_enrolled],
         pending={course_id: order_no for _, course_id, _, _, _, _, order_no in cart if order_no},
-        points_account=PointsAccount.from_db(connection.alias, ["id", "user_id", "balance"], account)
-        if account
-        else None,
+        points_account=PointsAccount.from_db(connection.alias, POINTS_ACCOUNT_FIELDS, account) if account else None,
         user_coupon=UserCoupon.from_db(connection.alias, USER_COUPON_FIELDS, coupon) if coupon else None,
     )
 
