@@ -29,7 +29,6 @@ import http.client
 import itertools
 import json
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -46,12 +45,11 @@ from common import (
     check_db_name,
     check_tools,
     cpu_per_op,
-    database_url,
     drive,
-    drop_database,
     fmt,
     free_port,
     int_list,
+    keep_or_drop,
     log,
     machine_info,
     migrate,
@@ -310,11 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if any(r.errors for r in results.values()) else 0
     finally:
         stop_server(server)
-        if args.keep:
-            log(f"kept database {args.db} ({database_url(args.db)})")
-        else:
-            drop_database(args.db)
-        shutil.rmtree(tmp, ignore_errors=True)
+        keep_or_drop(args, tmp)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,15 @@ def drop_database(db: str) -> None:
     subprocess.run(["dropdb", "--if-exists", "--force", db], env=pg_env(), check=True, capture_output=True)
 
 
+def keep_or_drop(args: argparse.Namespace, tmp: str) -> None:
+    """End of a run: the database kept (`--keep`) or dropped, the temporary folder removed."""
+    if args.keep:
+        log(f"kept database {args.db} ({database_url(args.db)})")
+    else:
+        drop_database(args.db)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def check_tools(*tools: str) -> bool:
     missing = [t for t in tools if not shutil.which(t)]
     if missing:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -53,13 +52,12 @@ from common import (
     check_db_name,
     check_tools,
     cpu_per_op,
-    database_url,
     drive,
-    drop_database,
     find_pgbench,
     fmt,
     free_port,
     int_list,
+    keep_or_drop,
     log,
     machine_info,
     migrate,
@@ -445,11 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if bad or (soldout and not soldout["ok"]) else 0
     finally:
         stop_server(server)
-        if args.keep:
-            log(f"kept database {args.db} ({database_url(args.db)})")
-        else:
-            drop_database(args.db)
-        shutil.rmtree(tmp, ignore_errors=True)
+        keep_or_drop(args, tmp)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -62,10 +61,9 @@ from common import (
     check_db_name,
     check_tools,
     cpu_per_op,
-    database_url,
-    drop_database,
     fmt,
     int_list,
+    keep_or_drop,
     log,
     machine_info,
     migrate,
@@ -650,11 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if all(r.ok for r in results) else 1
     finally:
         redis_cli(args.redis_db, "FLUSHDB")
-        if args.keep:
-            log(f"kept database {args.db} ({database_url(args.db)})")
-        else:
-            drop_database(args.db)
-        shutil.rmtree(tmp, ignore_errors=True)
+        keep_or_drop(args, tmp)
 
 
 if __name__ == "__main__":
