@@ -138,7 +138,7 @@ def _fill_order(rows: ModuleType, *, order: Order, user_coupon_id: int | None, p
     # Lock order, as everywhere: order row (inserted), cart rows by id, points account, user
     # coupon. Every limit is checked after its lock is held, so a concurrent checkout cannot
     # spend the same cart, points or coupon.
-    locked = rows.lock_rows(order=order, points_account=points > 0, user_coupon_id=user_coupon_id)
+    locked = rows.lock_rows(order=order, lock_points=points > 0, user_coupon_id=user_coupon_id)
     lines = locked.lines
     if not lines:
         raise DomainError(OrderErrorCode.CART_EMPTY, "Select at least one course in your cart.")

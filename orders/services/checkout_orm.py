@@ -13,7 +13,7 @@ def insert_order(*, order: Order) -> None:
     order.save(force_insert=True)
 
 
-def lock_rows(*, order: Order, points_account: bool, user_coupon_id: int | None) -> LockedRows:
+def lock_rows(*, order: Order, lock_points: bool, user_coupon_id: int | None) -> LockedRows:
     items = [
         item
         for item in CartItem.objects.select_for_update(of=("self",))
@@ -25,7 +25,7 @@ def lock_rows(*, order: Order, points_account: bool, user_coupon_id: int | None)
     course_ids = [item.course_id for item in items]
     enrolled, pending = owned_or_pending(user=order.user, course_ids=course_ids) if items else ([], {})
     account = None
-    if points_account:
+    if lock_points:
         account = PointsAccount.objects.select_for_update().filter(user_id=order.user_id).first()
     user_coupon = None
     if user_coupon_id:

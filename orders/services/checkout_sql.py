@@ -92,11 +92,11 @@ def insert_order(*, order: Order) -> None:
     order._state.adding = False
 
 
-def lock_rows(*, order: Order, points_account: bool, user_coupon_id: int | None) -> LockedRows:
+def lock_rows(*, order: Order, lock_points: bool, user_coupon_id: int | None) -> LockedRows:
     """The cart, then the points account and the user coupon when asked for, locked in that order
     in one round trip: Postgres runs the statements of one query string one after the other."""
     statements, params = [LOCK_SELECTED_CART], {"user_id": order.user_id, "user_coupon_id": user_coupon_id}
-    if points_account:
+    if lock_points:
         statements.append(LOCK_POINTS_ACCOUNT)
     if user_coupon_id:
         statements.append(LOCK_USER_COUPON)
@@ -104,7 +104,7 @@ def lock_rows(*, order: Order, points_account: bool, user_coupon_id: int | None)
     with connection.cursor() as cursor:
         cursor.execute(";\n".join(statements), params)
         cart = cursor.fetchall()
-        if points_account:
+        if lock_points:
             cursor.nextset()
             account = cursor.fetchone()
         if user_coupon_id:
