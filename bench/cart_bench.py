@@ -59,7 +59,7 @@ from common import (
     psql,
     recreate_database,
     server_layout,
-    start_server,
+    start_api_server,
     stop_server,
     summary_row,
     wait_for_quiet,
@@ -259,16 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             minted = mint_tokens(args.python, env, lo=lo, hi=lo + args.users - 1, tmp=tmp, app_dir=args.app_dir)
             tokens[size] = [t for _, t in sorted(minted.items())]
         port = free_port()
-        server = start_server(
-            args.python,
-            env,
-            app_dir=args.app_dir,
-            port=port,
-            workers=args.workers,
-            threads=args.threads,
-            worker_class=args.worker_class,
-            access_log=args.access_log,
-        )
+        server = start_api_server(args, env, port=port)
         check_answers(port, tokens, args.sizes)
         pid = server.pid
         for c in args.clients:

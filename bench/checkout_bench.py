@@ -75,7 +75,7 @@ from common import (
     recreate_database,
     run_pgbench,
     server_layout,
-    start_server,
+    start_api_server,
     stop_server,
     summary_row,
     wait_for_quiet,
@@ -438,16 +438,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if not args.skip_api:
             port = free_port()
-            server = start_server(
-                args.python,
-                env,
-                app_dir=args.app_dir,
-                port=port,
-                workers=args.workers,
-                threads=args.threads,
-                worker_class=args.worker_class,
-                access_log=args.access_log,
-            )
+            server = start_api_server(args, env, port=port)
             for k, items in enumerate(args.items):
                 lo, hi = api_pool_range(k, args)
                 pool = UserPool(mint_tokens(args.python, env, lo=lo, hi=hi, tmp=tmp, app_dir=args.app_dir))

@@ -466,6 +466,20 @@ def server_layout(args: argparse.Namespace) -> str:
     return f"gunicorn {args.worker_class} {args.workers} workers x {args.threads} threads"
 
 
+def start_api_server(args: argparse.Namespace, env: dict[str, str], *, port: int):
+    """start_server with the layout add_server_args parsed (and the common --python, --app-dir)."""
+    return start_server(
+        args.python,
+        env,
+        app_dir=args.app_dir,
+        port=port,
+        workers=args.workers,
+        threads=args.threads,
+        worker_class=args.worker_class,
+        access_log=args.access_log,
+    )
+
+
 def start_server(
     python: str,
     env: dict[str, str],

@@ -68,7 +68,7 @@ from common import (
     recreate_database,
     run_pgbench,
     server_layout,
-    start_server,
+    start_api_server,
     stop_server,
     summary_row,
     wait_for_quiet,
@@ -384,16 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             lo, hi = API_UID_BASE + 1, API_UID_BASE + args.api_users
             pool = UserPool(mint_tokens(args.python, env, lo=lo, hi=hi, tmp=tmp, app_dir=args.app_dir))
             port = free_port()
-            server = start_server(
-                args.python,
-                env,
-                app_dir=args.app_dir,
-                port=port,
-                workers=args.workers,
-                threads=args.threads,
-                worker_class=args.worker_class,
-                access_log=args.access_log,
-            )
+            server = start_api_server(args, env, port=port)
             pid = server.pid
             for c in args.clients:
                 api[c] = best_of(
