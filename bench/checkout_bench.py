@@ -15,24 +15,29 @@ One run does everything (see BENCHMARKS.md for figures and analysis):
    the server);
 4. starts gunicorn (`core.wsgi:application`, sync workers, two per core, as `make run`)
    against that database and waits for /api/v1/health;
-5. for each items count and client count (default 1 item; 1, 8, 32 clients): restores the API
-   pool (cart rows back, coupons unused, earlier orders cancelled; outside the timed window),
-   warms up, then drives `POST /api/v1/orders` for `--duration` seconds, every request a
-   different user and a new Idempotency-Key; only 201 counts as success;
-6. stops gunicorn and runs pgbench with `bench/checkout.pgbench.sql` (the same statements the
-   checkout sends, in the same transaction shape) at the same levels, on its own pools of users,
-   restored the same way before each level;
-7. prints one table per items count (API orders/s, p50, p99, pgbench tps, API/pgbench) plus CPU
-   use per order (from /proc: gunicorn, Postgres, load generator, everything else), then stops
-   the server and drops the database (unless `--keep`).
+5. for each items count and client count (default 1 item; 1, 8, 32 clients), `--rounds` times
+   (default 1) a pair of runs, back to back so the host's drift hits both alike:
+   - the API: restores the API pool (cart rows back, coupons unused, earlier orders cancelled;
+     outside the timed window), warms up, then drives `POST /api/v1/orders` for `--duration`
+     seconds, every request a different user and a new Idempotency-Key; only 201 counts as
+     success. The load generator is wrk (`--client wrk`, default; bench/checkout.wrk.lua), C like
+     pgbench, or forked Python http.client processes (`--client python`, about 0.4 ms more CPU
+     per order on the same cores);
+   - pgbench with `bench/checkout.pgbench.sql` (the same statements the checkout sends, in the
+     same transaction shape) at the same client count, on its own pool of users, restored the
+     same way (gunicorn stays up, idle);
+6. prints one table per items count (each round's API orders/s, p50, p99, pgbench tps,
+   API/pgbench, and with several rounds their median) plus CPU use per order (from /proc:
+   gunicorn, Postgres, load generator, everything else), then stops the server and drops the
+   database (unless `--keep`).
 
 The host is shared: before each level the run waits (briefly) for an idle machine, and a level
 during which other processes took more than `--max-other-load` % of the CPU is measured again
 (within `--extra-time` seconds for the whole run); such figures are flagged in the table.
 
-Plain Python 3.11 stdlib only (http.client in forked client processes), helpers in bench/common.py. Run it with
-the project's venv python (`make bench`, or `.venv/bin/python bench/checkout_bench.py --help`).
-Loopback traffic only.
+Python 3.11 stdlib, helpers in bench/common.py, and wrk (`apt-get install wrk`) unless
+`--client python`. Run it with the project's venv python (`make bench`, or
+`.venv/bin/python bench/checkout_bench.py --help`). Loopback traffic only.
 """
 
 from __future__ import annotations
@@ -40,10 +45,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
+from functools import partial
 
 from common import (
     BENCH_DIR,
@@ -71,6 +80,7 @@ from common import (
     mint_tokens,
     noisy,
     other_db_activity,
+    pct,
     psql,
     recreate_database,
     run_pgbench,
@@ -83,6 +93,7 @@ from common import (
 )
 
 PGBENCH_SCRIPT = BENCH_DIR / "checkout.pgbench.sql"
+WRK_SCRIPT = BENCH_DIR / "checkout.wrk.lua"
 
 # Explicit, disjoint id ranges for the pools (user id == user coupon id == points account id).
 # Items count number k (0, 1, 2 for --items 1,5,20) uses API users API_UID_BASE + k * API_STRIDE
@@ -223,6 +234,8 @@ def clients_for(index: int, args) -> list[int]:
 
 
 def drive_checkout(*, port: int, pool: UserPool, clients: int, seconds: float) -> LevelResult:
+    """The Python load generator (--client python): forked http.client processes."""
+
     def next_request(_: int):
         taken = pool.take()
         if taken is None:
@@ -237,6 +250,83 @@ def drive_checkout(*, port: int, pool: UserPool, clients: int, seconds: float) -
         return "POST", "/api/v1/orders", body, headers
 
     return drive(port=port, clients=clients, seconds=seconds, next_request=next_request, ok_status=201)
+
+
+@dataclass
+class WrkLevelResult(LevelResult):
+    """wrk reports percentiles, not every latency (and times every answer, not only the 201s)."""
+
+    p50_ms: float = float("nan")
+    p99_ms: float = float("nan")
+
+    @property
+    def p50(self) -> float:
+        return self.p50_ms
+
+    @property
+    def p99(self) -> float:
+        return self.p99_ms
+
+
+def drive_checkout_wrk(
+    wrk: str, *, port: int, pool: UserPool, tokens_file: str, clients: int, seconds: float, sampler_args: dict | None
+) -> WrkLevelResult:
+    """wrk (C, like pgbench) with bench/checkout.wrk.lua: the same requests as drive_checkout,
+    at a fraction of its CPU. With sampler_args, CPU per order is measured (wrk counts as client)."""
+    threads = min(2, clients)
+    cmd = [wrk, "-t", str(threads), "-c", str(clients), "-d", f"{max(1, round(seconds))}s", "--timeout", "30s"]
+    cmd += ["-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}", "--", tokens_file, str(pool.used), str(threads)]
+    cmd.append(uuid.uuid4().hex[:12])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = None
+    if sampler_args is not None:
+        sampler = CpuSampler(client_pids={os.getpid(), proc.pid}, **sampler_args).start()
+    out, err = proc.communicate()
+    ticks = sampler.stop() if sampler else None
+    found = [line[len("WRKJSON ") :] for line in out.splitlines() if line.startswith("WRKJSON ")]
+    if proc.returncode != 0 or not found:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{out}\n{err}")
+    w = json.loads(found[0])
+    pool.mark_used(w["next_index"])
+    res = WrkLevelResult(clients=clients, ok=w["ok"], elapsed=w["duration_us"] / 1e6, exhausted=bool(w["exhausted"]))
+    res.p50_ms, res.p99_ms = w["p50_us"] / 1000.0, w["p99_us"] / 1000.0
+    if w["other_status"]:
+        res.errors["non-201"] = w["other_status"]
+    if w["transport_errors"]:
+        res.errors["transport"] = w["transport_errors"]
+    if ticks is not None:
+        res.cpu = cpu_per_op(ticks, res.ok)
+    return res
+
+
+def measure_api_level(args, *, port: int, server_pid: int, pool: UserPool, tokens_file: str, clients: int):
+    """Warm-up, then one timed level, through the load generator --client chose."""
+    if args.client == "wrk":
+        if args.warmup > 0:
+            drive_checkout_wrk(
+                args.wrk,
+                port=port,
+                pool=pool,
+                tokens_file=tokens_file,
+                clients=clients,
+                seconds=args.warmup,
+                sampler_args=None,
+            )
+        return drive_checkout_wrk(
+            args.wrk,
+            port=port,
+            pool=pool,
+            tokens_file=tokens_file,
+            clients=clients,
+            seconds=args.duration,
+            sampler_args={"db": args.db, "server_pid": server_pid},
+        )
+    if args.warmup > 0:
+        drive_checkout(port=port, pool=pool, clients=clients, seconds=args.warmup)
+    sampler = CpuSampler(db=args.db, server_pid=server_pid, client_pids={os.getpid()}).start()
+    res = drive_checkout(port=port, pool=pool, clients=clients, seconds=args.duration)
+    res.cpu = cpu_per_op(sampler.stop(), res.ok)
+    return res
 
 
 def run_checkout_pgbench(
@@ -263,110 +353,198 @@ def run_checkout_pgbench(
 # --------------------------------------------------------------------------------------------
 
 
-def print_report(args, items: int, api: list[LevelResult], pgb: dict[int, PgbenchResult], setup: str) -> list[str]:
-    """Prints the tables of one items count; returns the notes (flags) for the summary."""
-    lines = []
-    lines.append(f"Checkout benchmark: {items} item(s) per order, {args.duration}s per level, {setup}")
-    lines.append("")
-    header = (
-        "| clients | API orders/s | p50 ms | p99 ms | pgbench tps | pgbench p50 ms | pgbench p99 ms | API/pgbench |"
+@dataclass
+class Pair:
+    """One round of one level: the API run and the pgbench run right after it (same minute, so
+    the host's drift - BENCHMARKS.md "How figures are taken" - hits both alike)."""
+
+    clients: int
+    round: int
+    api: LevelResult | None = None
+    pgb: PgbenchResult | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.api and self.pgb and self.pgb.tps:
+            return self.api.rate / self.pgb.tps
+        return None
+
+
+def median(values: list[float]) -> float:
+    values = sorted(v for v in values if v == v)
+    if not values:
+        return float("nan")
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def by_level(pairs: list[Pair]) -> dict[int, list[Pair]]:
+    levels: dict[int, list[Pair]] = {}
+    for pair in pairs:
+        levels.setdefault(pair.clients, []).append(pair)
+    return levels
+
+
+def level_verdict(rounds: list[Pair]) -> str:
+    """The targets at 8 clients, on the median ratio of the rounds and on every round's p99."""
+    ratios = [p.ratio for p in rounds if p.ratio is not None]
+    p99s = [p.api.p99 for p in rounds if p.api]
+    if not ratios or not p99s:
+        return ""
+    ratio, worst = median(ratios), max(p99s)
+    each = ", ".join(f"{r * 100:.0f}%" for r in ratios)
+    return (
+        f"API >= 30% of SQL-only -> median {ratio * 100:.0f}% of {len(ratios)} paired round(s) ({each}; "
+        f"{sum(r >= 0.30 for r in ratios)} at or above 30%) ({'met' if ratio >= 0.30 else 'MISSED'}); "
+        f"p99 < 50 ms -> worst round {fmt(worst)} ms ({'met' if worst < 50 else 'MISSED'})"
     )
-    lines.append(header)
-    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    by_clients = {r.clients: r for r in api}
-    levels = sorted(set(by_clients) | set(pgb))
-    for c in levels:
-        a, p = by_clients.get(c), pgb.get(c)
-        rate = a.rate if a else float("nan")
-        tps = p.tps if p else float("nan")
-        ratio = f"{rate / tps * 100:.0f}%" if a and p and tps else "n/a"
-        flag_a = "*" if a and (a.exhausted or a.errors or noisy(a.cpu, args.max_other_load)) else ""
-        flag_p = "*" if p and (p.exhausted or p.failed or noisy(p.cpu, args.max_other_load)) else ""
-        lines.append(
-            f"| {c} | {fmt(rate)}{flag_a} | {fmt(a.p50) if a else 'n/a'} "
-            f"| {fmt(a.p99) if a else 'n/a'} | {fmt(tps)}{flag_p} "
-            f"| {fmt(p.p50_ms, 2) if p else 'n/a'} | {fmt(p.p99_ms, 2) if p else 'n/a'} | {ratio} |"
-        )
+
+
+def print_report(args, items: int, pairs: list[Pair], setup: str) -> list[str]:
+    """Prints the tables of one items count; returns the notes (flags) for the summary."""
+    lines = [f"Checkout benchmark: {items} item(s) per order, {args.duration}s per level, {setup}", ""]
+    lines.append(
+        "| clients | round | API orders/s | p50 ms | p99 ms | pgbench tps | pgbench p50 ms | pgbench p99 ms "
+        "| API/pgbench |"
+    )
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c, rounds in sorted(by_level(pairs).items()):
+        for pair in rounds:
+            a, p = pair.api, pair.pgb
+            flag_a = "*" if a and (a.exhausted or a.errors or noisy(a.cpu, args.max_other_load)) else ""
+            flag_p = "*" if p and (p.exhausted or p.failed or noisy(p.cpu, args.max_other_load)) else ""
+            lines.append(
+                f"| {c} | {pair.round} | {fmt(a.rate) if a else 'n/a'}{flag_a} | {fmt(a.p50) if a else 'n/a'} "
+                f"| {fmt(a.p99) if a else 'n/a'} | {fmt(p.tps) if p else 'n/a'}{flag_p} "
+                f"| {fmt(p.p50_ms, 2) if p else 'n/a'} | {fmt(p.p99_ms, 2) if p else 'n/a'} | {pct(pair.ratio)} |"
+            )
+        if len(rounds) > 1:
+            ratios = [r.ratio for r in rounds if r.ratio is not None]
+            lines.append(
+                f"| {c} | median | {fmt(median([r.api.rate for r in rounds if r.api]))} | "
+                f"| {fmt(median([r.api.p99 for r in rounds if r.api]))} "
+                f"| {fmt(median([r.pgb.tps for r in rounds if r.pgb]))} | | "
+                f"| {pct(median(ratios)) if ratios else 'n/a'} |"
+            )
     lines.append("")
     lines.append("CPU per order in ms (from /proc): server = gunicorn, pg = backends of the bench database,")
-    lines.append("pg aux = WAL writer/checkpointer/etc., client = load generator; other load = share of the")
-    lines.append("machine used by everything else (other databases, other people's test runs) during the level.")
+    lines.append(f"pg aux = WAL writer/checkpointer/etc., client = load generator ({args.client} for the API,")
+    lines.append("pgbench for pgbench); other load = share of the machine used by everything else (other")
+    lines.append("databases, other people's test runs) during the level.")
     lines.append("")
-    lines.append("| clients | run | server | pg | pg aux | client | machine busy | other load |")
-    lines.append("|---:|---|---:|---:|---:|---:|---:|---:|")
-    for c in levels:
-        for label, r in (("API", by_clients.get(c)), ("pgbench", pgb.get(c))):
+    lines.append("| clients | round | run | server | pg | pg aux | client | machine busy | other load |")
+    lines.append("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for pair in pairs:
+        for label, r in (("API", pair.api), ("pgbench", pair.pgb)):
             if r and r.cpu:
                 cpu = r.cpu
                 lines.append(
-                    f"| {c} | {label} | {fmt(cpu['server'], 2)} | {fmt(cpu['pg'], 2)} | {fmt(cpu['pg_aux'], 2)} "
-                    f"| {fmt(cpu['client'], 2)} | {cpu['machine_busy'] * 100:.0f}% | {cpu['other_share'] * 100:.0f}% |"
+                    f"| {pair.clients} | {pair.round} | {label} | {fmt(cpu['server'], 2)} | {fmt(cpu['pg'], 2)} "
+                    f"| {fmt(cpu['pg_aux'], 2)} | {fmt(cpu['client'], 2)} | {cpu['machine_busy'] * 100:.0f}% "
+                    f"| {cpu['other_share'] * 100:.0f}% |"
                 )
     notes = []
-    for label, r in [("API", r) for r in api] + [("pgbench", p) for p in pgb.values()]:
-        if r.cpu and noisy(r.cpu, args.max_other_load):
-            notes.append(
-                f"{label} c={r.clients}: other processes used {r.cpu['other_share'] * 100:.0f}% of the machine "
-                "during the level even after retries: treat the figure as a lower bound"
-            )
-    for r in api:
-        if r.errors:
-            notes.append(f"API c={r.clients}: non-201 answers {r.errors} (not counted as orders)")
-        if r.exhausted:
-            notes.append(f"API c={r.clients}: user pool exhausted after {r.elapsed:.1f}s (raise --api-users)")
-    for p in pgb.values():
-        if p.failed:
-            notes.append(f"pgbench c={p.clients}: {p.failed} failed transactions / aborted clients")
-        if p.exhausted:
-            notes.append(f"pgbench c={p.clients}: user pool exhausted (raise --pgbench-users); tps not comparable")
+    for pair in pairs:
+        where = f"c={pair.clients} round {pair.round}"
+        for label, r in (("API", pair.api), ("pgbench", pair.pgb)):
+            if r and r.cpu and noisy(r.cpu, args.max_other_load):
+                notes.append(
+                    f"{label} {where}: other processes used {r.cpu['other_share'] * 100:.0f}% of the machine "
+                    "during the level even after retries: treat the figure as a lower bound"
+                )
+        if pair.api and pair.api.errors:
+            notes.append(f"API {where}: non-201 answers {pair.api.errors} (not counted as orders)")
+        if pair.api and pair.api.exhausted:
+            notes.append(f"API {where}: user pool exhausted after {pair.api.elapsed:.1f}s (raise --api-users)")
+        if pair.pgb and pair.pgb.failed:
+            notes.append(f"pgbench {where}: {pair.pgb.failed} failed transactions / aborted clients")
+        if pair.pgb and pair.pgb.exhausted:
+            notes.append(f"pgbench {where}: user pool exhausted (raise --pgbench-users); tps not comparable")
     if notes:
         lines.append("")
         lines.extend("* " + n for n in notes)
-    lines.append("")
-    c8a, c8p = by_clients.get(8), pgb.get(8)
-    if c8a and c8p and c8p.tps:
-        ratio = c8a.rate / c8p.tps
-        lines.append(
-            f"Targets at 8 clients: API >= 30% of SQL-only -> {ratio * 100:.0f}% "
-            f"({'met' if ratio >= 0.30 else 'MISSED'}); p99 < 50 ms -> {fmt(c8a.p99)} ms "
-            f"({'met' if c8a.p99 < 50 else 'MISSED'})"
-        )
+    verdict = level_verdict(by_level(pairs).get(8, []))
+    if verdict:
+        lines += ["", "Targets at 8 clients: " + verdict]
     print("\n".join(lines), flush=True)
     return notes
 
 
-def summary_rows(args, items: int, api: list[LevelResult], pgb: dict[int, PgbenchResult]) -> list[dict]:
+def summary_rows(args, items: int, pairs: list[Pair]) -> list[dict]:
+    """One row per client count for the combined table: medians over the paired rounds."""
     rows = []
-    by_clients = {r.clients: r for r in api}
-    for c in sorted(set(by_clients) | set(pgb)):
-        a, p = by_clients.get(c), pgb.get(c)
-        flags = []
-        if a and noisy(a.cpu, args.max_other_load):
-            flags.append(f"API level under load ({a.cpu['other_share'] * 100:.0f}% other)")
-        if p and noisy(p.cpu, args.max_other_load):
-            flags.append(f"pgbench level under load ({p.cpu['other_share'] * 100:.0f}% other)")
-        if a and a.errors:
-            flags.append(f"API errors {a.errors}")
-        if a and a.exhausted:
+    for c, rounds in sorted(by_level(pairs).items()):
+        apis = [r.api for r in rounds if r.api]
+        pgbs = [r.pgb for r in rounds if r.pgb]
+        ratios = [r.ratio for r in rounds if r.ratio is not None]
+        flags = [] if len(rounds) == 1 else [f"median of {len(rounds)} paired rounds"]
+        if any(noisy(a.cpu, args.max_other_load) for a in apis):
+            flags.append("an API level under load")
+        if any(noisy(p.cpu, args.max_other_load) for p in pgbs):
+            flags.append("a pgbench level under load")
+        if any(a.errors for a in apis):
+            flags.append("API errors")
+        if any(a.exhausted for a in apis):
             flags.append("API user pool exhausted (raise --api-users)")
-        if c == 8 and a and p and p.tps:
-            flags.append(
-                f"target >=30% {'met' if a.rate / p.tps >= 0.30 else 'missed'}, "
-                f"p99<50ms {'met' if a.p99 < 50 else 'missed'}"
-            )
+        if c == 8:
+            verdict = level_verdict(rounds)
+            if verdict:
+                flags.append(verdict)
         rows.append(
             summary_row(
                 bench="checkout",
                 case=f"{items} item(s), {c} clients",
-                app=f"{fmt(a.rate)} orders/s" if a else "n/a",
-                baseline=f"pgbench {fmt(p.tps)} tps" if p else "",
-                ratio=(a.rate / p.tps) if a and p and p.tps else None,
-                p50=f"{fmt(a.p50)} ms" if a else "",
-                p99=f"{fmt(a.p99)} ms" if a else "",
+                app=f"{fmt(median([a.rate for a in apis]))} orders/s" if apis else "n/a",
+                baseline=f"pgbench {fmt(median([p.tps for p in pgbs]))} tps" if pgbs else "",
+                ratio=median(ratios) if ratios else None,
+                p50=f"{fmt(median([a.p50 for a in apis]))} ms" if apis else "",
+                p99=f"{fmt(median([a.p99 for a in apis]))} ms" if apis else "",
                 note="; ".join(flags),
             )
         )
     return rows
+
+
+def api_round(
+    args,
+    budget: ExtraTime,
+    where: str,
+    *,
+    port: int,
+    server_pid: int,
+    pool: UserPool,
+    tokens_file: str,
+    items: int,
+    clients: int,
+    lo: int,
+    hi: int,
+) -> LevelResult:
+    restore_pool(args.db, lo=lo, hi=hi, items=items)
+    pool.reset()
+    wait_for_quiet(budget, args.max_wait)
+    res = measure_api_level(args, port=port, server_pid=server_pid, pool=pool, tokens_file=tokens_file, clients=clients)
+    log(
+        f"API {where}: {res.ok} orders in {res.elapsed:.1f}s = {res.rate:.1f}/s, p50 {fmt(res.p50)} ms, "
+        f"p99 {fmt(res.p99)} ms, errors {res.errors or 'none'}, other load {res.cpu['other_share'] * 100:.0f}%"
+    )
+    return res
+
+
+def pgbench_round(
+    args, budget: ExtraTime, where: str, *, pgbench: str, tmp: str, items: int, clients: int, lo: int
+) -> PgbenchResult:
+    restore_pool(args.db, lo=lo, hi=lo + args.pgbench_users - 1, items=items)
+    wait_for_quiet(budget, args.max_wait)
+    res = run_checkout_pgbench(
+        pgbench, args.db, clients=clients, seconds=args.duration, pool_lo=lo, pool_size=args.pgbench_users, tmp=tmp
+    )
+    log(
+        f"pgbench {where}: {res.tps:.1f} tps ({res.transactions} tx, {res.failed} failed), "
+        f"p50 {fmt(res.p50_ms, 2)} ms, p99 {fmt(res.p99_ms, 2)} ms, other load {res.cpu['other_share'] * 100:.0f}%"
+    )
+    if res.exhausted:
+        log(f"WARNING: pgbench used more than {args.pgbench_users} users; raise --pgbench-users")
+    return res
 
 
 def parse_args(argv: list[str] | None = None):
@@ -383,6 +561,18 @@ def parse_args(argv: list[str] | None = None):
     add_server_args(p)
     p.add_argument("--api-users", type=int, default=8000, help="API users per items count (default 8000)")
     p.add_argument("--pgbench-users", type=int, default=25000, help="pgbench users per items count (default 25000)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="paired rounds (API, then pgbench) per level; tables show each and the median (default 1)",
+    )
+    p.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk",
+        help="the API's load generator: wrk (C, like pgbench; default) or forked Python http.client processes",
+    )
     p.add_argument("--skip-api", action="store_true")
     p.add_argument("--skip-pgbench", action="store_true")
     add_common_args(p, db="bench_checkout")
@@ -395,6 +585,11 @@ def parse_args(argv: list[str] | None = None):
     if args.api_users > API_STRIDE or args.pgbench_users > PGB_STRIDE:
         p.error(f"at most {API_STRIDE} API users and {PGB_STRIDE} pgbench users per items count")
     check_db_name(p, args.db)
+    if args.rounds < 1:
+        p.error("--rounds must be >= 1")
+    args.wrk = shutil.which("wrk") if args.client == "wrk" else None
+    if args.client == "wrk" and not args.wrk:
+        p.error("wrk not found (apt-get install wrk), or use --client python")
     return args
 
 
@@ -409,8 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="checkout-bench-")
     env = app_env(args.db, tmp)
     server = None
-    api_results: dict[int, list[LevelResult]] = {items: [] for items in args.items}
-    pgb_results: dict[int, dict[int, PgbenchResult]] = {items: {} for items in args.items}
+    pairs: dict[int, list[Pair]] = {items: [] for items in args.items}
     courses = max(50, max(args.items))
     budget = ExtraTime(args.extra_time)
     level_cost = args.duration + args.warmup + 3  # a re-measurement, restore included
@@ -436,72 +630,74 @@ def main(argv: list[str] | None = None) -> int:
         if busy:
             log(f"WARNING: {busy} active backends in other databases: figures may be skewed")
 
+        port = free_port()
         if not args.skip_api:
-            port = free_port()
+            # Left running (idle) while pgbench measures, so each API level and its baseline run
+            # back to back.
             server = start_api_server(args, env, port=port)
-            for k, items in enumerate(args.items):
-                lo, hi = api_pool_range(k, args)
-                pool = UserPool(mint_tokens(args.python, env, lo=lo, hi=hi, tmp=tmp, app_dir=args.app_dir))
-                for clients in clients_for(k, args):
-
-                    def measure(lo=lo, hi=hi, items=items, clients=clients, pool=pool):
-                        restore_pool(args.db, lo=lo, hi=hi, items=items)
-                        pool.reset()
-                        wait_for_quiet(budget, args.max_wait)
-                        if args.warmup > 0:
-                            drive_checkout(port=port, pool=pool, clients=clients, seconds=args.warmup)
-                        sampler = CpuSampler(db=args.db, server_pid=server.pid, client_pids={os.getpid()}).start()
-                        res = drive_checkout(port=port, pool=pool, clients=clients, seconds=args.duration)
-                        res.cpu = cpu_per_op(sampler.stop(), res.ok)
-                        log(
-                            f"API items={items} c={clients}: {res.ok} orders in {res.elapsed:.1f}s = "
-                            f"{res.rate:.1f}/s, p50 {fmt(res.p50)} ms, p99 {fmt(res.p99)} ms, "
-                            f"errors {res.errors or 'none'}, other load {res.cpu['other_share'] * 100:.0f}%"
+        for k, items in enumerate(args.items):
+            api_lo, api_hi = api_pool_range(k, args)
+            pgb_lo, _ = pgb_pool_range(k, args)
+            pool = tokens_file = None
+            if not args.skip_api:
+                pool = UserPool(mint_tokens(args.python, env, lo=api_lo, hi=api_hi, tmp=tmp, app_dir=args.app_dir))
+                tokens_file = os.path.join(tmp, f"tokens-{items}.txt")
+                pool.write(tokens_file)
+            for clients in clients_for(k, args):
+                for round_no in range(1, args.rounds + 1):
+                    pair = Pair(clients=clients, round=round_no)
+                    where = f"items={items} c={clients} round {round_no}"
+                    if not args.skip_api:
+                        pair.api = best_of(
+                            partial(
+                                api_round,
+                                args,
+                                budget,
+                                where,
+                                port=port,
+                                server_pid=server.pid,
+                                pool=pool,
+                                tokens_file=tokens_file,
+                                items=items,
+                                clients=clients,
+                                lo=api_lo,
+                                hi=api_hi,
+                            ),
+                            args=args,
+                            budget=budget,
+                            level_cost=level_cost,
+                            label=f"API {where}",
                         )
-                        return res
-
-                    api_results[items].append(
-                        best_of(measure, args=args, budget=budget, level_cost=level_cost, label=f"API c={clients}")
-                    )
-            stop_server(server)
-            server = None
-
-        if not args.skip_pgbench:
-            for k, items in enumerate(args.items):
-                lo, hi = pgb_pool_range(k, args)
-                for clients in clients_for(k, args):
-
-                    def measure(lo=lo, hi=hi, items=items, clients=clients):
-                        restore_pool(args.db, lo=lo, hi=hi, items=items)
-                        wait_for_quiet(budget, args.max_wait)
-                        res = run_checkout_pgbench(
-                            pgbench,
-                            args.db,
-                            clients=clients,
-                            seconds=args.duration,
-                            pool_lo=lo,
-                            pool_size=args.pgbench_users,
-                            tmp=tmp,
+                    if not args.skip_pgbench:
+                        pair.pgb = best_of(
+                            partial(
+                                pgbench_round,
+                                args,
+                                budget,
+                                where,
+                                pgbench=pgbench,
+                                tmp=tmp,
+                                items=items,
+                                clients=clients,
+                                lo=pgb_lo,
+                            ),
+                            args=args,
+                            budget=budget,
+                            level_cost=level_cost,
+                            label=f"pgbench {where}",
                         )
-                        log(
-                            f"pgbench items={items} c={clients}: {res.tps:.1f} tps ({res.transactions} tx, "
-                            f"{res.failed} failed), p50 {fmt(res.p50_ms, 2)} ms, p99 {fmt(res.p99_ms, 2)} ms, "
-                            f"other load {res.cpu['other_share'] * 100:.0f}%"
-                        )
-                        if res.exhausted:
-                            log(f"WARNING: pgbench used more than {args.pgbench_users} users; raise --pgbench-users")
-                        return res
+                    if pair.ratio is not None:
+                        log(f"{where}: API/pgbench {pair.ratio * 100:.1f}%")
+                    pairs[items].append(pair)
+        stop_server(server)
+        server = None
 
-                    pgb_results[items][clients] = best_of(
-                        measure, args=args, budget=budget, level_cost=level_cost, label=f"pgbench c={clients}"
-                    )
-
-        setup = server_layout(args)
+        setup = f"{server_layout(args)}; API load generator: {args.client}"
         rows = []
         for items in args.items:
-            print_report(args, items, api_results[items], pgb_results[items], setup)
+            print_report(args, items, pairs[items], setup)
             print()
-            rows += summary_rows(args, items, api_results[items], pgb_results[items])
+            rows += summary_rows(args, items, pairs[items])
         write_summary(args.summary, "checkout", rows, started=started, machine=machine_info())
         if args.json:
             with open(args.json, "w") as fh:
@@ -512,15 +708,29 @@ def main(argv: list[str] | None = None) -> int:
                         "duration": args.duration,
                         "workers": args.workers,
                         "threads": args.threads,
+                        "client": args.client,
                         "machine": machine_info(),
-                        "api": {str(i): [r.as_dict() for r in api_results[i]] for i in args.items},
-                        "pgbench": {str(i): [vars(p) for p in pgb_results[i].values()] for i in args.items},
+                        "pairs": {
+                            str(i): [
+                                {
+                                    "clients": p.clients,
+                                    "round": p.round,
+                                    "api": p.api.as_dict() if p.api else None,
+                                    "pgbench": vars(p.pgb) if p.pgb else None,
+                                    "ratio": p.ratio,
+                                }
+                                for p in pairs[i]
+                            ]
+                            for i in args.items
+                        },
                     },
                     fh,
                     indent=2,
                 )
-        failed = any(r.errors or r.exhausted for rs in api_results.values() for r in rs) or any(
-            p.failed or p.exhausted for ps in pgb_results.values() for p in ps.values()
+        failed = any(
+            (p.api and (p.api.errors or p.api.exhausted)) or (p.pgb and (p.pgb.failed or p.pgb.exhausted))
+            for ps in pairs.values()
+            for p in ps
         )
         return 1 if failed else 0
     finally:

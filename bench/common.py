@@ -712,6 +712,16 @@ class UserPool:
     def used(self) -> int:
         return self._next.value
 
+    def mark_used(self, count: int) -> None:
+        """For a load generator that takes users itself (wrk): the first `count` are gone."""
+        with self._next.get_lock():
+            self._next.value = max(self._next.value, count)
+
+    def write(self, path: str) -> None:
+        """The pool as "<user id> <token>" lines, in the order take() hands them out."""
+        with open(path, "w") as fh:
+            fh.writelines(f"{uid} {token}\n" for uid, token in self._items)
+
 
 # --------------------------------------------------------------------------------------------
 # pgbench
