@@ -10,7 +10,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # API processes with Redis: sync workers, two per core (bench/checkout_bench.py picked this layout;
 # see BENCHMARKS.md "Checkout"). Put a buffering proxy (nginx) in front in production, as
-# gunicorn recommends for sync workers.
+# gunicorn recommends for sync workers. No gunicorn access log: the app's JSON request log
+# (core/middleware.py) already writes one line per request.
 WEB_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 
 .PHONY: run test lint format migrate bench clean
@@ -40,11 +41,10 @@ run: $(STAMP) web
 		$(PY) manage.py run_scheduler & scheduler=$$!; \
 		trap 'pkill -TERM -P $$worker; kill $$worker $$scheduler 2>/dev/null' EXIT INT TERM; \
 		$(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --worker-class sync --workers $(WEB_WORKERS) \
-			--timeout 30 --access-logfile -; \
+			--timeout 30; \
 	else \
 		echo "Broker: embedded (no REDIS_URL); the worker and the sweeper run inside the API process."; \
-		RUN_EMBEDDED_WORKER=1 $(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --workers 1 --threads 8 \
-			--access-logfile -; \
+		RUN_EMBEDDED_WORKER=1 $(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --workers 1 --threads 8; \
 	fi
 
 test: $(STAMP)

@@ -459,7 +459,11 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"gunicorn workers (default {DEFAULT_WORKERS})")
     p.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (default 1)")
     p.add_argument("--worker-class", default="sync", help="gunicorn worker class (default sync, as make run)")
-    p.add_argument("--access-log", action="store_true", help="gunicorn access log to stdout, as `make run` does")
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="also gunicorn's access log (make run has none: the app's JSON request log covers it)",
+    )
 
 
 def server_layout(args: argparse.Namespace) -> str:

@@ -1,10 +1,27 @@
+from django import forms
 from django.contrib import admin
 
 from billing.models import Coupon, PaymentNotification, PointsAccount, PointsEntry, UserCoupon
+from core.admin import RecordAdmin
+
+
+class CouponForm(forms.ModelForm):
+    class Meta:
+        model = Coupon
+        exclude = ["issued_count"]
+
+    def clean_total_quantity(self) -> int:
+        # issued_count is not on the form, so Django skips the coupon_not_oversold constraint
+        # when it validates: check it here, or the save fails in the database.
+        total = self.cleaned_data["total_quantity"]
+        if total < self.instance.issued_count:
+            raise forms.ValidationError(f"{self.instance.issued_count} are already claimed; the total cannot be lower.")
+        return total
 
 
 @admin.register(Coupon)
 class CouponAdmin(admin.ModelAdmin):
+    form = CouponForm
     list_display = [
         "id",
         "name",
@@ -24,15 +41,12 @@ class CouponAdmin(admin.ModelAdmin):
 
 
 @admin.register(UserCoupon)
-class UserCouponAdmin(admin.ModelAdmin):
+class UserCouponAdmin(RecordAdmin):
     list_display = ["id", "user", "name", "status", "order", "claimed_at"]
     list_filter = ["status"]
     list_select_related = ["user", "order"]
     search_fields = ["user__username", "name"]
     readonly_fields = [f.name for f in UserCoupon._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
 
 class PointsEntryInline(admin.TabularInline):
@@ -48,37 +62,25 @@ class PointsEntryInline(admin.TabularInline):
 
 
 @admin.register(PointsAccount)
-class PointsAccountAdmin(admin.ModelAdmin):
+class PointsAccountAdmin(RecordAdmin):
     list_display = ["id", "user", "balance"]
     search_fields = ["user__username"]
     # The ledger is append-only and written by services; the admin only shows it.
     readonly_fields = ["user", "balance"]
     inlines = [PointsEntryInline]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
 
 @admin.register(PointsEntry)
-class PointsEntryAdmin(admin.ModelAdmin):
+class PointsEntryAdmin(RecordAdmin):
     list_display = ["id", "account", "delta", "balance_after", "reason", "order", "created_at"]
     list_filter = ["reason"]
     list_select_related = ["account__user", "order"]
     readonly_fields = [f.name for f in PointsEntry._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(PaymentNotification)
-class PaymentNotificationAdmin(admin.ModelAdmin):
+class PaymentNotificationAdmin(RecordAdmin):
     list_display = ["id", "received_at", "out_trade_no", "trade_status", "total_amount", "verdict", "reason"]
     list_filter = ["verdict", "trade_status"]
     search_fields = ["out_trade_no", "trade_no", "notify_id"]
     readonly_fields = [f.name for f in PaymentNotification._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False

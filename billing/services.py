@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from billing.errors import BillingErrorCode
 from billing.models import Coupon, PaymentNotification, PointsAccount, PointsEntry, UserCoupon
+from core.db import broke_constraint
 from core.errors import DomainError
 from core.models import User
 
@@ -46,7 +47,11 @@ def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
                 starts_at=coupon.starts_at,
                 ends_at=coupon.ends_at,
             )
-    except IntegrityError as exc:  # a double click raced past the check; its increment rolled back
+    except IntegrityError as exc:
+        # A double click raced past the check above; its increment rolled back with it. Any other
+        # constraint (stock, terms) failing is a bug, and stays one.
+        if not broke_constraint(exc, name="user_coupon_one_claim_per_user", sqlite_hint="billing_usercoupon.user_id"):
+            raise
         raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {coupon.name!r}.") from exc
 
 
@@ -93,13 +98,9 @@ def mark_coupon_used(*, order) -> int:
     return UserCoupon.objects.filter(order=order, status=UserCoupon.Status.LOCKED).update(status=UserCoupon.Status.USED)
 
 
-def release_coupon(*, order) -> int:
-    """Gives a cancelled order's coupon back. A coupon past its window comes back too: it simply
-    cannot be used again, and the user sees why."""
-    return release_coupons(order_ids=[order.pk])
-
-
 def release_coupons(*, order_ids: list[int]) -> int:
+    """Gives cancelled orders' coupons back. A coupon past its window comes back too: it simply
+    cannot be used again, and the user sees why."""
     return UserCoupon.objects.filter(order_id__in=order_ids, status=UserCoupon.Status.LOCKED).update(
         status=UserCoupon.Status.UNUSED, order=None
     )

@@ -19,3 +19,15 @@ class EnrollmentAdmin(admin.ModelAdmin):
     list_select_related = ["user", "course", "order"]
     search_fields = ["user__username", "course__name"]
     raw_id_fields = ["user", "course", "order"]
+
+
+class RecordAdmin(admin.ModelAdmin):
+    """For records of money (orders, coupons users hold, balances and their ledger, payment
+    notifications): shown, never added or deleted here. The services change them, under their
+    locks, and keep the ledger whole; a deleted order would leave its coupon pointing nowhere."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

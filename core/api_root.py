@@ -9,6 +9,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
 
 from core.errors import CoreErrorCode, DomainError, ErrorCode, envelope
@@ -36,7 +37,25 @@ class JSONObjectParser(Parser):
         return json.loads(request.body)
 
 
-api = NinjaAPI(
+class ShopAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPISchema:
+        """The schema, plus the 401 that every operation behind the bearer token can answer
+        (Ninja documents the security scheme but not that answer), so Swagger UI and the typed
+        web client know its body is the error envelope."""
+        schema = super().get_openapi_schema(**kwargs)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                if operation.get("security"):
+                    operation["responses"].setdefault(401, UNAUTHORIZED)
+        return schema
+
+
+UNAUTHORIZED = {
+    "description": "No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`).",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+}
+
+api = ShopAPI(
     title="Course shop checkout API",
     version="1",
     description="Cart, checkout with coupons and points, Alipay payment. Errors: `{code, message, details}`.",

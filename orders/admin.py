@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from billing.alipay.errors import AlipayError
+from core.admin import RecordAdmin
 from core.errors import DomainError
 from orders import services
 from orders.models import CartItem, Order, OrderLine
@@ -26,7 +27,7 @@ class OrderLineInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(RecordAdmin):
     list_display = ["order_no", "user", "status", "pay_amount", "created_at", "expires_at", "paid_at", "cancelled_at"]
     list_filter = ["status", "pay_type"]
     list_select_related = ["user"]
@@ -35,9 +36,6 @@ class OrderAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Order._meta.fields]
     inlines = [OrderLineInline]
     actions = ["refund_through_alipay"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
     @admin.action(description="Refund selected paid orders through Alipay")
     def refund_through_alipay(self, request, queryset) -> None:

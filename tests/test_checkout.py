@@ -2,7 +2,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from billing.models import PointsAccount, PointsEntry, UserCoupon
@@ -143,8 +143,10 @@ def test_same_key_different_body_is_422(api, user):
     fill_cart(user, "10.00")
     give_points(user, 10)
     place(api, key="same")
+    CartItemFactory(user=user)  # something a second, wrongly accepted order would take
+    before = snapshot()
     assert_error(place(api, {"points": 5}, key="same"), 422, "idempotency_key_reused")
-    assert Order.objects.count() == 1
+    assert snapshot() == before
 
 
 def test_key_is_per_user(api, client_for, user, other_user):
@@ -247,8 +249,38 @@ def test_course_waiting_in_another_pending_order_is_refused(api, user):
     (item,) = fill_cart(user, "10.00")
     first = place(api, key="a").json()
     CartItemFactory(user=user, course=item.course)
+    before = snapshot()
     body = assert_error(place(api, key="b"), 422, "already_purchased")
     assert body["details"]["pending"] == {str(item.course_id): first["order_no"]}
+    assert snapshot() == before
+
+
+def test_an_order_number_taken_in_the_same_microsecond_is_drawn_again(api, user, monkeypatch):
+    from orders.services import checkout
+
+    fill_cart(user, "10.00")
+    taken = place(api, key="first").json()["order_no"]
+    fill_cart(user, "20.00")
+    drawn = iter([taken, taken, "20991231235959999999" + "0001"])
+    monkeypatch.setattr(checkout, "new_order_no", lambda: next(drawn))
+    second = place(api, key="second")
+    assert second.status_code == 201, second.json()
+    assert second.json()["order_no"] == "209912312359599999990001"
+    assert Order.objects.count() == 2 and OrderLine.objects.count() == 2
+    assert_ledger_consistent()
+
+
+def test_order_numbers_that_keep_colliding_give_up_without_a_trace(api, user, monkeypatch):
+    from orders.services import checkout
+
+    fill_cart(user, "10.00")
+    taken = place(api, key="first").json()["order_no"]
+    fill_cart(user, "20.00")
+    monkeypatch.setattr(checkout, "new_order_no", lambda: taken)
+    before = snapshot()
+    with pytest.raises(IntegrityError, match="order_no"):
+        checkout.place_order(user=user, idempotency_key="second", pay_type="alipay", user_coupon_id=None, points=0)
+    assert snapshot() == before
 
 
 def test_zero_amount_order_is_paid_at_once(api, user):

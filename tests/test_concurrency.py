@@ -97,10 +97,14 @@ def test_50_users_claiming_10_coupons_get_exactly_10():
     users = UserFactory.create_batch(50)
 
     def claim(user):
-        return lambda: ApiClient(user).post(f"/coupons/{coupon.pk}/claim").status_code
+        def run():
+            response = ApiClient(user).post(f"/coupons/{coupon.pk}/claim")
+            return response.status_code, response.json().get("code")
+
+        return run
 
     results = run_together([claim(u) for u in users])
-    assert Counter(results) == {201: 10, 409: 40}, Counter(results)
+    assert Counter(results) == {(201, None): 10, (409, "coupon_sold_out"): 40}, Counter(results)
     coupon.refresh_from_db()
     assert coupon.issued_count == 10 == UserCoupon.objects.filter(coupon=coupon).count()
 
@@ -115,8 +119,13 @@ def test_one_user_double_claiming_gets_one_coupon():
         ends_at="2999-01-01T00:00:00Z",
     )
     user = UserFactory()
-    results = run_together([lambda: ApiClient(user).post(f"/coupons/{coupon.pk}/claim").status_code] * 10)
-    assert Counter(results) == {201: 1, 409: 9}
+
+    def claim():
+        response = ApiClient(user).post(f"/coupons/{coupon.pk}/claim")
+        return response.status_code, response.json().get("code")
+
+    results = run_together([claim] * 10)
+    assert Counter(results) == {(201, None): 1, (409, "coupon_already_claimed"): 9}, Counter(results)
     coupon.refresh_from_db()
     assert coupon.issued_count == 1
 

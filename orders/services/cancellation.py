@@ -13,16 +13,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing import services as billing
 from billing.alipay.client import get_alipay_client
 from billing.alipay.errors import AlipayError
-from billing.models import PointsEntry
 from core.errors import DomainError
 from core.models import User
 from orders.errors import OrderErrorCode
 from orders.models import Order
 from orders.services.payment import settle_trade
-from orders.services.settlement import cancel_locked_order, lock_order
+from orders.services.settlement import cancel_locked_orders, lock_order
 
 logger = logging.getLogger(__name__)
 TRADE_STATUS_ERROR = "ACQ.TRADE_STATUS_ERROR"
@@ -92,7 +90,8 @@ def _cancel(*, order_no: str, reason: str, user: User | None, alipay_must_answer
                 return Outcome("skipped", order)
             if order.pay_requested_at is not None and not asked_alipay:
                 continue  # a pay URL was signed since we looked: ask Alipay first after all
-            return Outcome("cancelled", cancel_locked_order(order=order, reason=reason))
+            cancel_locked_orders(orders=[order], reason=reason)
+            return Outcome("cancelled", order)
 
 
 def cancel_order(*, user: User, order_no: str) -> Order:
@@ -108,26 +107,15 @@ def cancel_overdue_orders_without_trade(*, limit: int) -> list[str]:
     was ever signed for them), set-based: a fixed number of statements per batch. Rows another
     transaction holds (a payment, a user's cancel) are skipped, not waited for; whoever holds
     them decides, and a later batch or message sees the result."""
-    now = timezone.now()
     with transaction.atomic():
         batch = list(
             Order.objects.select_for_update(skip_locked=True)
-            .filter(status=Order.Status.PENDING, expires_at__lte=now, pay_requested_at__isnull=True)
+            .filter(status=Order.Status.PENDING, expires_at__lte=timezone.now(), pay_requested_at__isnull=True)
             .order_by("pk")
-            .only("pk", "order_no", "user_id", "points_used")[:limit]
+            .only("pk", "order_no", "status", "user_id", "points_used")[:limit]
         )
-        if not batch:
-            return []
-        ids = [order.pk for order in batch]
-        Order.objects.filter(pk__in=ids).update(
-            status=Order.Status.CANCELLED, cancelled_at=now, cancel_reason="expired"
-        )
-        # Same lock order as a single cancel and as checkout: points accounts, then coupons.
-        billing.credit_points_in_bulk(
-            credits=[(order.user_id, order.points_used, order) for order in batch],
-            reason=PointsEntry.Reason.ORDER_REFUND,
-        )
-        billing.release_coupons(order_ids=ids)
+        if batch:
+            cancel_locked_orders(orders=batch, reason="expired")
     return [order.order_no for order in batch]
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from billing import services as billing
 from billing.models import UserCoupon
-from core.db import uses_plain_sql
+from core.db import broke_constraint, uses_plain_sql
 from core.errors import DomainError
 from core.models import User
 from orders import events
@@ -28,6 +28,10 @@ from orders.services.settlement import settle_paid_order
 logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_CONSTRAINT = "order_unique_user_idempotency_key"
+ORDER_NO_CONSTRAINT = "orders_order_order_no_key"
+# Two orders in the same microsecond with the same 4 random digits: rare (about 1 in 3 x 10^7
+# orders at 350 orders/s), and then the insert simply takes a new number.
+ORDER_NO_ATTEMPTS = 3
 # How long a duplicate submit waits for the first one to finish before answering 409 is
 # Postgres's lock_timeout, set per connection in settings.DATABASES (DB_LOCK_TIMEOUT_MS).
 
@@ -77,9 +81,11 @@ def _replay(*, user: User, idempotency_key: str, fingerprint: str) -> Placement 
 
 
 def _is_idempotency_conflict(exc: IntegrityError) -> bool:
-    diag = getattr(exc.__cause__, "diag", None)
-    constraint = getattr(diag, "constraint_name", None)
-    return constraint == IDEMPOTENCY_CONSTRAINT or (constraint is None and "idempotency_key" in str(exc))
+    return broke_constraint(exc, name=IDEMPOTENCY_CONSTRAINT, sqlite_hint="orders_order.idempotency_key")
+
+
+def _is_order_no_collision(exc: IntegrityError) -> bool:
+    return broke_constraint(exc, name=ORDER_NO_CONSTRAINT, sqlite_hint="orders_order.order_no")
 
 
 def _is_lock_timeout(exc: OperationalError) -> bool:
@@ -106,6 +112,28 @@ def place_order(
     # Postgres runs the transaction as hand-written SQL (checkout_sql); SQLite, the embedded dev
     # default, the same steps through the ORM (checkout_orm): same lock order, same checks.
     rows = checkout_sql if uses_plain_sql() else checkout_orm
+    attempt = 1
+    while True:
+        try:
+            _place(rows, order=order, user_coupon_id=user_coupon_id, points=points)
+            return Placement(order=order, replayed=False)
+        except IntegrityError as exc:
+            if _is_order_no_collision(exc) and attempt < ORDER_NO_ATTEMPTS:
+                attempt += 1
+                order.order_no = new_order_no()
+                continue
+            if not _is_idempotency_conflict(exc):
+                raise
+            replay = _replay(user=user, idempotency_key=key, fingerprint=fingerprint)
+            if replay is None:  # the winner failed and rolled back: nothing to replay, try again
+                raise DomainError(
+                    OrderErrorCode.IDEMPOTENCY_KEY_IN_USE, "Retry: a request with this key just failed."
+                ) from exc
+            return replay
+
+
+def _place(rows: ModuleType, *, order: Order, user_coupon_id: int | None, points: int) -> None:
+    """One attempt at the whole checkout, in one transaction."""
     stage = "insert"
     try:
         with transaction.atomic():
@@ -114,15 +142,6 @@ def place_order(
             rows.insert_order(order=order)
             stage = "checkout"
             _fill_order(rows, order=order, user_coupon_id=user_coupon_id, points=points)
-    except IntegrityError as exc:
-        if not _is_idempotency_conflict(exc):
-            raise
-        replay = _replay(user=user, idempotency_key=key, fingerprint=fingerprint)
-        if replay is None:  # the winner failed and rolled back: nothing to replay, try again
-            raise DomainError(
-                OrderErrorCode.IDEMPOTENCY_KEY_IN_USE, "Retry: a request with this key just failed."
-            ) from exc
-        return replay
     except OperationalError as exc:
         if not _is_lock_timeout(exc):
             raise
@@ -131,7 +150,6 @@ def place_order(
                 OrderErrorCode.IDEMPOTENCY_KEY_IN_USE, "A request with this Idempotency-Key is still being processed."
             ) from exc
         raise DomainError(OrderErrorCode.CHECKOUT_BUSY, "Your cart is being checked out by another request.") from exc
-    return Placement(order=order, replayed=False)
 
 
 def _fill_order(rows: ModuleType, *, order: Order, user_coupon_id: int | None, points: int) -> None:

@@ -2,6 +2,7 @@
 taken first, so paying and cancelling cannot both win."""
 
 import math
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.utils import timezone
@@ -51,21 +52,21 @@ def settle_paid_order(*, order: Order, trade_no: str, course_ids: list[int] | No
     return order
 
 
-def release_order_holds(*, order: Order) -> None:
-    """Gives back what a pending order held: its points (through the ledger) and its coupon, in
-    checkout's lock order (points account, then coupon) so a cancel and a checkout cannot deadlock."""
-    if order.points_used:
-        billing.credit_points(
-            user=order.user, amount=order.points_used, reason=PointsEntry.Reason.ORDER_REFUND, order=order
-        )
-    billing.release_coupon(order=order)
-
-
-def cancel_locked_order(*, order: Order, reason: str) -> Order:
-    assert order.status == Order.Status.PENDING, order.status
-    order.status = Order.Status.CANCELLED
-    order.cancelled_at = timezone.now()
-    order.cancel_reason = reason
-    order.save(update_fields=["status", "cancelled_at", "cancel_reason"])
-    release_order_holds(order=order)
-    return order
+def cancel_locked_orders(*, orders: Sequence[Order], reason: str) -> None:
+    """The one cancel: a user's cancel, an expiry message and the sweeper's batches all end here,
+    with the orders' rows locked by the caller and every one still pending. Marks them cancelled
+    and gives back what they held: points through the ledger, then coupons, in checkout's lock
+    order (points accounts, then coupons) so a cancel and a checkout cannot deadlock. A fixed
+    number of statements however many orders there are."""
+    assert all(order.status == Order.Status.PENDING for order in orders), [order.status for order in orders]
+    now = timezone.now()
+    Order.objects.filter(pk__in=[order.pk for order in orders]).update(
+        status=Order.Status.CANCELLED, cancelled_at=now, cancel_reason=reason
+    )
+    for order in orders:
+        order.status, order.cancelled_at, order.cancel_reason = Order.Status.CANCELLED, now, reason
+    billing.credit_points_in_bulk(
+        credits=[(order.user_id, order.points_used, order) for order in orders],
+        reason=PointsEntry.Reason.ORDER_REFUND,
+    )
+    billing.release_coupons(order_ids=[order.pk for order in orders])

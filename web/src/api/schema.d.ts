@@ -1027,6 +1027,15 @@ export interface operations {
                     "application/json": components["schemas"]["CartOut"];
                 };
             };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     orders_api_add_cart_item: {
@@ -1049,6 +1058,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CartItemOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
             /** @description Not Found */
@@ -1089,6 +1107,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -1124,6 +1151,15 @@ export interface operations {
                     "application/json": components["schemas"]["CartItemOut"];
                 };
             };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -1157,6 +1193,15 @@ export interface operations {
                     "application/json": components["schemas"]["CartOut"];
                 };
             };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     orders_api_checkout_preview: {
@@ -1178,6 +1223,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CheckoutPreviewOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -1212,6 +1266,15 @@ export interface operations {
                     "application/json": components["schemas"]["PagedCouponOut"];
                 };
             };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     billing_api_claim_coupon: {
@@ -1232,6 +1295,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserCouponOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
             /** @description Not Found */
@@ -1364,6 +1436,15 @@ export interface operations {
                     "application/json": components["schemas"]["UserOut"];
                 };
             };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     billing_api_my_coupons: {
@@ -1388,6 +1469,15 @@ export interface operations {
                     "application/json": components["schemas"]["PagedUserCouponOut"];
                 };
             };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     billing_api_my_points: {
@@ -1406,6 +1496,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PointsOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
         };
@@ -1430,6 +1529,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PagedOrderOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
         };
@@ -1460,6 +1568,15 @@ export interface operations {
             };
             /** @description Bad Request */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1507,6 +1624,15 @@ export interface operations {
                     "application/json": components["schemas"]["OrderOut"];
                 };
             };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -1536,6 +1662,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OrderOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
             /** @description Not Found */
@@ -1576,6 +1711,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
             /** @description Not Found */
