@@ -505,6 +505,18 @@ def summary_rows(args, items: int, pairs: list[Pair]) -> list[dict]:
     return rows
 
 
+def measured(round_fn, args, budget: ExtraTime, where: str, *, level_cost: float, **kwargs):
+    """round_fn(args, budget, where, **kwargs), measured again if someone else's load disturbed it."""
+    label = "API" if round_fn is api_round else "pgbench"
+    return best_of(
+        partial(round_fn, args, budget, where, **kwargs),
+        args=args,
+        budget=budget,
+        level_cost=level_cost,
+        label=f"{label} {where}",
+    )
+
+
 def api_round(
     args,
     budget: ExtraTime,
@@ -647,44 +659,35 @@ def main(argv: list[str] | None = None) -> int:
                 for round_no in range(1, args.rounds + 1):
                     pair = Pair(clients=clients, round=round_no)
                     where = f"items={items} c={clients} round {round_no}"
+
                     if not args.skip_api:
-                        pair.api = best_of(
-                            partial(
-                                api_round,
-                                args,
-                                budget,
-                                where,
-                                port=port,
-                                server_pid=server.pid,
-                                pool=pool,
-                                tokens_file=tokens_file,
-                                items=items,
-                                clients=clients,
-                                lo=api_lo,
-                                hi=api_hi,
-                            ),
-                            args=args,
-                            budget=budget,
+                        pair.api = measured(
+                            api_round,
+                            args,
+                            budget,
+                            where,
                             level_cost=level_cost,
-                            label=f"API {where}",
+                            items=items,
+                            clients=clients,
+                            port=port,
+                            server_pid=server.pid,
+                            pool=pool,
+                            tokens_file=tokens_file,
+                            lo=api_lo,
+                            hi=api_hi,
                         )
                     if not args.skip_pgbench:
-                        pair.pgb = best_of(
-                            partial(
-                                pgbench_round,
-                                args,
-                                budget,
-                                where,
-                                pgbench=pgbench,
-                                tmp=tmp,
-                                items=items,
-                                clients=clients,
-                                lo=pgb_lo,
-                            ),
-                            args=args,
-                            budget=budget,
+                        pair.pgb = measured(
+                            pgbench_round,
+                            args,
+                            budget,
+                            where,
                             level_cost=level_cost,
-                            label=f"pgbench {where}",
+                            items=items,
+                            clients=clients,
+                            pgbench=pgbench,
+                            tmp=tmp,
+                            lo=pgb_lo,
                         )
                     if pair.ratio is not None:
                         log(f"{where}: API/pgbench {pair.ratio * 100:.1f}%")

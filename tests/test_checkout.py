@@ -85,6 +85,13 @@ def test_preview_errors(api, user):
     assert_error(api.get("/checkout/preview?points=101"), 422, "insufficient_points")
     assert_error(api.get("/checkout/preview?user_coupon_id=999"), 422, "coupon_invalid")
     assert_error(api.get("/checkout/preview?points=-1"), 422, "validation_error")
+    give_points(user, 1000)  # 1,100 points = 110.00 > the 50.00 to pay
+    assert_error(api.get("/checkout/preview?points=501"), 422, "points_exceed_limit")
+    assert api.get("/checkout/preview?points=500").json()["pay_amount"] == "0.00"
+    (item,) = CartItem.objects.filter(user=user)
+    EnrollmentFactory(user=user, course=item.course)
+    body = assert_error(api.get("/checkout/preview"), 422, "already_purchased")
+    assert body["details"]["enrolled_course_ids"] == [item.course_id]
 
 
 def test_place_order_takes_everything_under_one_transaction(api, user, settings):

@@ -1,6 +1,5 @@
 """Health, the OpenAPI schema, Swagger UI from local files, the admin, demo data."""
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,7 +11,7 @@ from billing.models import Coupon, PointsAccount, UserCoupon
 from core.models import Course, User
 from orders.models import Order
 from tests.conftest import ApiClient
-from tests.factories import fill_cart, give_coupon, give_points
+from tests.factories import CouponFactory, fill_cart, give_coupon, give_points
 
 pytestmark = pytest.mark.django_db
 
@@ -142,16 +141,7 @@ def test_admin_shows_money_records_and_keeps_them(admin_client, user):
 
 
 def test_admin_refuses_a_coupon_total_below_what_is_claimed(admin_client):
-    coupon = Coupon.objects.create(
-        name="秒杀券",
-        kind="fixed",
-        threshold=0,
-        amount_off=50,
-        total_quantity=10,
-        issued_count=7,
-        starts_at=timezone.now() - timedelta(days=1),
-        ends_at=timezone.now() + timedelta(days=1),
-    )
+    coupon = CouponFactory(threshold=0, amount_off=50, total_quantity=10, issued_count=7)
     url = f"/admin/billing/coupon/{coupon.pk}/change/"
     form = {
         "name": coupon.name,
