@@ -3,25 +3,23 @@
 -- -D first_uid=<first user id of its pool> -D seq_offset=<first sequence value> -D coupon_id=<hot coupon>.
 --
 -- Statement for statement what billing.services.claim_coupon sends (captured with
--- CaptureQueriesContext on Postgres): the JWT user lookup, the coupon read, the "already claimed?"
--- check, then BEGIN / the conditional UPDATE of the coupon row (the hot row: every claim waits
--- for the previous one's COMMIT here) / the user coupon INSERT / COMMIT. Each statement is a
--- separate round trip, as from Django. Not here: the `SELECT 1` Django sends per request
--- (CONN_HEALTH_CHECKS), app overhead. Every claim is a new user: a sequence hands out user ids.
+-- CaptureQueriesContext on Postgres): the JWT user look-up (core/auth.py ACTIVE_USER), the coupon
+-- read, then BEGIN / the user coupon INSERT (a second claim by the same user fails here, on the
+-- unique index) / the conditional UPDATE of the coupon row (the hot row: every claim waits for
+-- the previous one's COMMIT here) / COMMIT. Each statement is a separate round trip, as from
+-- Django. Not here: the `SELECT 1` Django sends per request (CONN_HEALTH_CHECKS), app overhead.
+-- Every claim is a new user: a sequence hands out user ids.
 
 SELECT nextval('bench_coupon_next_user') AS n \gset
 \set uid :first_uid + :n - :seq_offset - 1
 
--- JWTAuth: User.objects.filter(pk=..., is_active=True).first()
-SELECT "core_user"."id", "core_user"."password", "core_user"."last_login", "core_user"."is_superuser", "core_user"."username", "core_user"."first_name", "core_user"."last_name", "core_user"."email", "core_user"."is_staff", "core_user"."is_active", "core_user"."date_joined" FROM "core_user" WHERE ("core_user"."is_active" AND "core_user"."id" = :uid) ORDER BY "core_user"."id" ASC LIMIT 1;
+-- core.auth.active_user()
+SELECT "id", "password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined" FROM core_user WHERE id = :uid AND is_active;
 
 -- Coupon.objects.filter(pk=coupon_id).first() (the terms are copied into the user coupon)
 SELECT "billing_coupon"."id", "billing_coupon"."name" AS cname, "billing_coupon"."kind", "billing_coupon"."threshold", "billing_coupon"."amount_off", "billing_coupon"."percent_off", "billing_coupon"."starts_at", "billing_coupon"."ends_at", "billing_coupon"."total_quantity", "billing_coupon"."issued_count", "billing_coupon"."created_at" FROM "billing_coupon" WHERE "billing_coupon"."id" = :coupon_id ORDER BY "billing_coupon"."id" ASC LIMIT 1 \gset
 
--- UserCoupon.objects.filter(user=user, coupon=coupon).exists()
-SELECT 1 AS "a" FROM "billing_usercoupon" WHERE ("billing_usercoupon"."coupon_id" = :coupon_id AND "billing_usercoupon"."user_id" = :uid) LIMIT 1;
-
 BEGIN;
-UPDATE "billing_coupon" SET "issued_count" = ("billing_coupon"."issued_count" + 1) WHERE ("billing_coupon"."issued_count" < ("billing_coupon"."total_quantity") AND "billing_coupon"."id" = :coupon_id);
 INSERT INTO "billing_usercoupon" ("user_id", "coupon_id", "name", "kind", "threshold", "amount_off", "percent_off", "starts_at", "ends_at", "status", "order_id", "claimed_at") VALUES (:uid, :coupon_id, ':cname', 'fixed', 0.00, 5.00, NULL, ':starts_at'::timestamptz, ':ends_at'::timestamptz, 'unused', NULL, now()) RETURNING "billing_usercoupon"."id";
+UPDATE "billing_coupon" SET "issued_count" = ("billing_coupon"."issued_count" + 1) WHERE ("billing_coupon"."issued_count" < ("billing_coupon"."total_quantity") AND "billing_coupon"."id" = :coupon_id);
 COMMIT;

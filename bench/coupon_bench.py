@@ -4,6 +4,8 @@
 Many users claim the same coupon at once; it has plenty of stock, so every claim succeeds and
 every claim updates the same `billing_coupon` row (`issued_count = issued_count + 1 WHERE
 issued_count < total_quantity`): the row lock serialises them from that UPDATE to the COMMIT.
+The claim inserts the user coupon first and runs that UPDATE last, so the lock lasts one
+statement and the commit.
 
 One run (see BENCHMARKS.md for figures and analysis):
 
@@ -17,7 +19,7 @@ One run (see BENCHMARKS.md for figures and analysis):
 3. checks no oversell: `--soldout-claims` users claim a coupon with half that stock at 32 clients:
    exactly the stock answers 201, the rest 409 coupon_sold_out, issued_count == stock;
 4. runs pgbench at the same client counts with `bench/coupon_tx.pgbench.sql` (variant "tx": the
-   hot-row transaction alone, BEGIN / UPDATE / INSERT / COMMIT, the ratio's baseline) and
+   hot-row transaction alone, BEGIN / INSERT / UPDATE / COMMIT, the ratio's baseline) and
    `bench/coupon.pgbench.sql` (variant "full": every statement the endpoint sends, the reads
    before the transaction included); `--variants` adds "cte" (`bench/coupon_cte.pgbench.sql`: the
    same claim as one UPDATE ... RETURNING / INSERT statement, a possible app change) and checks

@@ -25,18 +25,12 @@ def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
     now = timezone.now()
     if not coupon.starts_at <= now < coupon.ends_at:
         raise DomainError(BillingErrorCode.COUPON_NOT_ACTIVE, f"{coupon.name!r} cannot be claimed now.")
-    if UserCoupon.objects.filter(user=user, coupon=coupon).exists():
-        raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {coupon.name!r}.")
     try:
         with transaction.atomic():
-            # One conditional UPDATE: Postgres re-checks the WHERE on the newest row version after
-            # waiting for a concurrent claim, so stock can never be handed out twice.
-            taken = Coupon.objects.filter(pk=coupon.pk, issued_count__lt=F("total_quantity")).update(
-                issued_count=F("issued_count") + 1
-            )
-            if not taken:
-                raise DomainError(BillingErrorCode.COUPON_SOLD_OUT, f"{coupon.name!r} is sold out.")
-            return UserCoupon.objects.create(
+            # The claim row goes in first: a second claim by the same user fails right here on the
+            # unique index (one claim per user), and the hot coupon row is locked only by the last
+            # statement, for as long as the commit takes, instead of across a round trip of Python.
+            user_coupon = UserCoupon.objects.create(
                 user=user,
                 coupon=coupon,
                 name=coupon.name,
@@ -47,9 +41,17 @@ def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
                 starts_at=coupon.starts_at,
                 ends_at=coupon.ends_at,
             )
+            # One conditional UPDATE: Postgres re-checks the WHERE on the newest row version after
+            # waiting for a concurrent claim, so stock can never be handed out twice. Sold out
+            # raises, which rolls the claim row back with it.
+            taken = Coupon.objects.filter(pk=coupon.pk, issued_count__lt=F("total_quantity")).update(
+                issued_count=F("issued_count") + 1
+            )
+            if not taken:
+                raise DomainError(BillingErrorCode.COUPON_SOLD_OUT, f"{coupon.name!r} is sold out.")
+            return user_coupon
     except IntegrityError as exc:
-        # A double click raced past the check above; its increment rolled back with it. Any other
-        # constraint (stock, terms) failing is a bug, and stays one.
+        # Any other constraint (stock, terms) failing is a bug, and stays one.
         if not broke_constraint(exc, name="user_coupon_one_claim_per_user", sqlite_hint="billing_usercoupon.user_id"):
             raise
         raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {coupon.name!r}.") from exc

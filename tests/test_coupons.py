@@ -55,7 +55,24 @@ def test_claim_twice_is_409(api, user):
 def test_claim_sold_out_is_409(api):
     coupon = CouponFactory(total_quantity=1, issued_count=1)
     assert_error(api.post(f"/coupons/{coupon.pk}/claim"), 409, "coupon_sold_out")
-    assert not UserCoupon.objects.exists()
+    assert not UserCoupon.objects.exists()  # the claim row went in first, and went back out
+
+
+def test_the_last_coupon_claimed_again_by_its_holder_says_already_claimed(api):
+    coupon = CouponFactory(total_quantity=1)
+    assert api.post(f"/coupons/{coupon.pk}/claim").status_code == 201
+    assert_error(api.post(f"/coupons/{coupon.pk}/claim"), 409, "coupon_already_claimed")
+    coupon.refresh_from_db()
+    assert coupon.issued_count == 1 and UserCoupon.objects.count() == 1
+
+
+def test_a_claim_is_one_read_and_one_short_transaction(api, django_assert_num_queries):
+    coupon = CouponFactory()
+    api.get("/me/coupons")  # the connection's set-up queries, outside the count
+    # The user, the coupon, then the claim INSERT and the conditional UPDATE; inside the test's
+    # own transaction atomic() adds a SAVEPOINT and its RELEASE (BEGIN/COMMIT in production).
+    with django_assert_num_queries(6):
+        assert api.post(f"/coupons/{coupon.pk}/claim").status_code == 201
 
 
 @pytest.mark.parametrize("days", [1, -10])
