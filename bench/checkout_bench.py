@@ -273,7 +273,7 @@ def drive_checkout_wrk(
 ) -> WrkLevelResult:
     """wrk (C, like pgbench) with bench/checkout.wrk.lua: the same requests as drive_checkout,
     at a fraction of its CPU. With sampler_args, CPU per order is measured (wrk counts as client)."""
-    threads = min(2, clients)
+    threads = 2 if clients % 2 == 0 else 1  # wrk gives each thread connections // threads
     cmd = [wrk, "-t", str(threads), "-c", str(clients), "-d", f"{max(1, round(seconds))}s", "--timeout", "30s"]
     cmd += ["-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}", "--", tokens_file, str(pool.used), str(threads)]
     cmd.append(uuid.uuid4().hex[:12])

@@ -12,10 +12,13 @@ class CouponForm(forms.ModelForm):
 
     def clean_total_quantity(self) -> int:
         # issued_count is not on the form, so Django skips the coupon_not_oversold constraint
-        # when it validates: check it here, or the save fails in the database.
+        # when it validates: check it here against the current count, read under the row lock
+        # (the admin's change view is one transaction, so claims wait until the save is done).
         total = self.cleaned_data["total_quantity"]
-        if total < self.instance.issued_count:
-            raise forms.ValidationError(f"{self.instance.issued_count} are already claimed; the total cannot be lower.")
+        if self.instance.pk is not None:
+            issued = Coupon.objects.select_for_update().values_list("issued_count", flat=True).get(pk=self.instance.pk)
+            if total < issued:
+                raise forms.ValidationError(f"{issued} are already claimed; the total cannot be lower.")
         return total
 
 
@@ -38,6 +41,14 @@ class CouponAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     # Stock moves only through claim_coupon's conditional UPDATE.
     readonly_fields = ["issued_count"]
+
+    def save_model(self, request, obj: Coupon, form: CouponForm, change: bool) -> None:
+        if change:
+            # Never write back the issued_count read when the page loaded: claims made since
+            # then would be lost, and the coupon could be oversold.
+            obj.save(update_fields=[name for name in form.fields if name != "issued_count"])
+        else:
+            obj.save()
 
 
 @admin.register(UserCoupon)

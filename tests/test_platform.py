@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.forms.models import model_to_dict
 from django.test import Client
 from django.utils import timezone
 
@@ -11,7 +12,7 @@ from billing.models import Coupon, PointsAccount, UserCoupon
 from core.models import Course, User
 from orders.models import Order
 from tests.conftest import ApiClient
-from tests.factories import CouponFactory, fill_cart, give_coupon, give_points
+from tests.factories import CouponFactory, UserFactory, fill_cart, give_coupon, give_points
 
 pytestmark = pytest.mark.django_db
 
@@ -163,6 +164,22 @@ def test_admin_refuses_a_coupon_total_below_what_is_claimed(admin_client):
     assert response.status_code == 302
     coupon.refresh_from_db()
     assert (coupon.total_quantity, coupon.issued_count) == (7, 7)
+
+
+def test_admin_edits_never_write_back_a_stale_issued_count(admin_client, rf):
+    from django.contrib.admin.sites import site
+
+    from billing.admin import CouponForm
+
+    coupon = CouponFactory(total_quantity=10)
+    stale = Coupon.objects.get(pk=coupon.pk)  # what the change page read
+    for _ in range(3):  # claims made while the admin was editing
+        give_coupon(UserFactory(), coupon)
+    form = CouponForm(instance=stale, data={**model_to_dict(stale), "name": "renamed", "total_quantity": 12})
+    assert form.is_valid(), form.errors
+    site._registry[Coupon].save_model(rf.post("/"), form.save(commit=False), form, change=True)
+    coupon.refresh_from_db()
+    assert (coupon.name, coupon.total_quantity, coupon.issued_count) == ("renamed", 12, 3)
 
 
 def test_database_connections_bound_lock_waits():
