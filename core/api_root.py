@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -105,6 +106,22 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 @api.exception_handler(Http404)
 def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(request, 404, CoreErrorCode.NOT_FOUND, "Not found.")
+
+
+@api.exception_handler(OperationalError)
+def on_database_unavailable(request: HttpRequest, exc: OperationalError) -> HttpResponse:
+    # The database went away (a restart, a failover, too many connections) or gave up on a
+    # deadlock: the request can simply be sent again, so say so rather than answer 500. The
+    # services turn the lock timeouts they expect into their own errors before this.
+    logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+    response = error_response(
+        request,
+        503,
+        CoreErrorCode.SERVICE_UNAVAILABLE,
+        "The database is briefly unavailable; send the request again (an order with the same Idempotency-Key).",
+    )
+    response["Retry-After"] = "1"
+    return response
 
 
 @api.exception_handler(Exception)

@@ -370,6 +370,30 @@ def test_failure_after_the_insert_rolls_everything_back(api, user):
     assert place(api, {"user_coupon_id": coupon.pk, "points": 50}).status_code == 201
 
 
+def test_a_database_restart_mid_checkout_answers_503_and_leaves_nothing(api, user):
+    fill_cart(user, "10.00")
+    give_points(user, 100)
+    before = snapshot()
+    # What a request in flight sees when Postgres restarts: SQLSTATE 57P01 (admin_shutdown).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION order_insert_shutdown() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'terminating connection due to administrator command' "
+            "USING ERRCODE = '57P01'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER order_insert_shutdown BEFORE INSERT ON orders_order "
+            "FOR EACH ROW EXECUTE FUNCTION order_insert_shutdown()"
+        )
+    response = place(api, {"points": 50}, key="during-restart")
+    assert_error(response, 503, "service_unavailable")
+    assert response["Retry-After"] == "1"
+    assert snapshot() == before
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER order_insert_shutdown ON orders_order")
+    assert place(api, {"points": 50}, key="during-restart").status_code == 201  # the same key, sent again
+
+
 def test_body_validation(api, user):
     fill_cart(user, "10.00")
     for body in [{"pay_type": "wechat"}, {"points": -5}, {"points": "lots"}, {"user_coupon_id": 0}, {"points": 10**13}]:
