@@ -302,25 +302,10 @@ def drive_checkout_wrk(
 def measure_api_level(args, *, port: int, server_pid: int, pool: UserPool, tokens_file: str, clients: int):
     """Warm-up, then one timed level, through the load generator --client chose."""
     if args.client == "wrk":
+        wrk = partial(drive_checkout_wrk, args.wrk, port=port, pool=pool, tokens_file=tokens_file, clients=clients)
         if args.warmup > 0:
-            drive_checkout_wrk(
-                args.wrk,
-                port=port,
-                pool=pool,
-                tokens_file=tokens_file,
-                clients=clients,
-                seconds=args.warmup,
-                sampler_args=None,
-            )
-        return drive_checkout_wrk(
-            args.wrk,
-            port=port,
-            pool=pool,
-            tokens_file=tokens_file,
-            clients=clients,
-            seconds=args.duration,
-            sampler_args={"db": args.db, "server_pid": server_pid},
-        )
+            wrk(seconds=args.warmup, sampler_args=None)
+        return wrk(seconds=args.duration, sampler_args={"db": args.db, "server_pid": server_pid})
     if args.warmup > 0:
         drive_checkout(port=port, pool=pool, clients=clients, seconds=args.warmup)
     sampler = CpuSampler(db=args.db, server_pid=server_pid, client_pids={os.getpid()}).start()
@@ -659,36 +644,13 @@ def main(argv: list[str] | None = None) -> int:
                 for round_no in range(1, args.rounds + 1):
                     pair = Pair(clients=clients, round=round_no)
                     where = f"items={items} c={clients} round {round_no}"
-
+                    level = {"level_cost": level_cost, "items": items, "clients": clients}
                     if not args.skip_api:
-                        pair.api = measured(
-                            api_round,
-                            args,
-                            budget,
-                            where,
-                            level_cost=level_cost,
-                            items=items,
-                            clients=clients,
-                            port=port,
-                            server_pid=server.pid,
-                            pool=pool,
-                            tokens_file=tokens_file,
-                            lo=api_lo,
-                            hi=api_hi,
-                        )
+                        api = {"port": port, "server_pid": server.pid, "pool": pool, "tokens_file": tokens_file}
+                        pair.api = measured(api_round, args, budget, where, **level, **api, lo=api_lo, hi=api_hi)
                     if not args.skip_pgbench:
-                        pair.pgb = measured(
-                            pgbench_round,
-                            args,
-                            budget,
-                            where,
-                            level_cost=level_cost,
-                            items=items,
-                            clients=clients,
-                            pgbench=pgbench,
-                            tmp=tmp,
-                            lo=pgb_lo,
-                        )
+                        pgb = {"pgbench": pgbench, "tmp": tmp, "lo": pgb_lo}
+                        pair.pgb = measured(pgbench_round, args, budget, where, **level, **pgb)
                     if pair.ratio is not None:
                         log(f"{where}: API/pgbench {pair.ratio * 100:.1f}%")
                     pairs[items].append(pair)

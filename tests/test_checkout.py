@@ -1,3 +1,4 @@
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
@@ -345,28 +346,34 @@ def test_place_order_query_count_does_not_grow_with_the_cart(client_for, django_
     assert one == twenty
 
 
+@contextmanager
+def postgres_raises(*, table: str, message: str, sqlstate: str = "P0001"):
+    """Every INSERT into `table` fails inside Postgres itself, with `sqlstate`, until the block ends."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{message}' USING ERRCODE = '{sqlstate}'; END $$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER injected_failure BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION injected_failure()"
+        )
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TRIGGER injected_failure ON {table}")
+        cursor.execute("DROP FUNCTION injected_failure()")
+
+
 def test_failure_after_the_insert_rolls_everything_back(api, user):
     fill_cart(user, "10.00", "20.00")
     coupon = give_coupon(user, threshold="0.00")
     give_points(user, 100)
     before = snapshot()
-
     # The failure comes from Postgres itself, in the ledger write: the last thing checkout does,
     # after the order, its lines, the cart delete and the coupon and balance updates.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION ledger_disk_full() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'disk full while writing the ledger'; END $$"
-        )
-        cursor.execute(
-            "CREATE TRIGGER ledger_disk_full BEFORE INSERT ON billing_pointsentry "
-            "FOR EACH ROW EXECUTE FUNCTION ledger_disk_full()"
-        )
-    response = place(api, {"user_coupon_id": coupon.pk, "points": 50})
+    with postgres_raises(table="billing_pointsentry", message="disk full while writing the ledger"):
+        response = place(api, {"user_coupon_id": coupon.pk, "points": 50})
     assert_error(response, 500, "internal_error")
     assert snapshot() == before
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TRIGGER ledger_disk_full ON billing_pointsentry")
     assert place(api, {"user_coupon_id": coupon.pk, "points": 50}).status_code == 201
 
 
@@ -375,22 +382,11 @@ def test_a_database_restart_mid_checkout_answers_503_and_leaves_nothing(api, use
     give_points(user, 100)
     before = snapshot()
     # What a request in flight sees when Postgres restarts: SQLSTATE 57P01 (admin_shutdown).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION order_insert_shutdown() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'terminating connection due to administrator command' "
-            "USING ERRCODE = '57P01'; END $$"
-        )
-        cursor.execute(
-            "CREATE TRIGGER order_insert_shutdown BEFORE INSERT ON orders_order "
-            "FOR EACH ROW EXECUTE FUNCTION order_insert_shutdown()"
-        )
-    response = place(api, {"points": 50}, key="during-restart")
+    with postgres_raises(table="orders_order", message="terminating connection", sqlstate="57P01"):
+        response = place(api, {"points": 50}, key="during-restart")
     assert_error(response, 503, "service_unavailable")
     assert response["Retry-After"] == "1"
     assert snapshot() == before
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TRIGGER order_insert_shutdown ON orders_order")
     assert place(api, {"points": 50}, key="during-restart").status_code == 201  # the same key, sent again
 
 
