@@ -12,10 +12,12 @@ One run (about 3 minutes, plus any wait for a quiet host):
    database (11), and seeds with plain SQL: `--users` users, each with a cart of 1-3 courses,
    one unused fixed coupon (5.00 off, user coupon id == user id) and 1,000,000 points with its
    `grant` ledger entry; mints one JWT per user with core.auth.encode_token;
-3. starts the production-like stack on loopback: gunicorn (2 workers x 8 threads, gthread), one
+3. starts the production-like stack on loopback: gunicorn as `make run` serves it (sync workers,
+   two per core; `--web-*` change it), one
    `manage.py rundramatiq --processes 1 --threads 4`, one `manage.py run_scheduler`, with
    ORDER_PAYMENT_TIMEOUT_SECONDS=15 and SWEEP_INTERVAL_SECONDS=5 so orders expire during the run,
-   and the built-in Alipay dev gateway (PUBLIC_BASE_URL = this gunicorn);
+   and the built-in Alipay dev gateway in a second gunicorn of the app (DEV_GATEWAY_BASE_URL), as
+   Alipay is another service: the API's workers never wait on a call to themselves;
 4. runs `--clients` client threads, each order a new user and a new Idempotency-Key. A failed
    attempt (connection error, timeout, 5xx, 409 idempotency_key_in_use / checkout_busy) is
    retried with the SAME key, as a real client would. Every 201 is recorded. Each order then
@@ -293,7 +295,7 @@ with open(os.environ["DRILL_TOKENS"], "w") as fh:
 """
 
 
-def app_env(args, port: int, var_dir: Path) -> dict[str, str]:
+def app_env(args, port: int, gateway_port: int, var_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     for name in ("DJANGO_SETTINGS_MODULE", "DEBUG", "ALIPAY_GATEWAY_URL", "ALIPAY_NOTIFY_URL", "ALIPAY_RETURN_URL"):
         env.pop(name, None)
@@ -305,6 +307,9 @@ def app_env(args, port: int, var_dir: Path) -> dict[str, str]:
         DEBUG="0",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        # "Alipay" (the dev gateway) is a second gunicorn of the app, as the real one is another
+        # service: the API's workers never wait on a call to themselves.
+        DEV_GATEWAY_BASE_URL=f"http://127.0.0.1:{gateway_port}",
         ORDER_PAYMENT_TIMEOUT_SECONDS=str(args.timeout),
         SWEEP_INTERVAL_SECONDS=str(args.sweep),
         AUTH_RATE_LIMIT="0",
@@ -384,10 +389,11 @@ def health(port: int) -> int | None:
 
 
 class Stack:
-    def __init__(self, args, env: dict[str, str], port: int, log_dir: Path):
-        self.args, self.env, self.port, self.log_dir = args, env, port, log_dir
+    def __init__(self, args, env: dict[str, str], port: int, gateway_port: int, log_dir: Path):
+        self.args, self.env, self.port, self.gateway_port, self.log_dir = args, env, port, gateway_port, log_dir
         self.python = args.python
         self.web: subprocess.Popen | None = None
+        self.gateway: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
         self.scheduler: subprocess.Popen | None = None
         self.worker_starts = 0
@@ -395,12 +401,16 @@ class Stack:
     def start(self) -> None:
         cmd = [self.python, "-m", "gunicorn", "core.wsgi:application", "--bind", f"127.0.0.1:{self.port}"]
         cmd += ["--workers", str(self.args.web_workers), "--threads", str(self.args.web_threads)]
-        cmd += ["--worker-class", "gthread", "--keep-alive", "30", "--timeout", "30", "--graceful-timeout", "5"]
+        cmd += ["--worker-class", self.args.web_worker_class, "--keep-alive", "30", "--timeout", "30"]
+        cmd += ["--graceful-timeout", "5"]
         cmd += ["--log-level", "warning"]
         self.web = spawn(cmd, self.env, self.log_dir / "gunicorn.log")
+        gateway = [self.python, "-m", "gunicorn", "core.wsgi:application", "--bind", f"127.0.0.1:{self.gateway_port}"]
+        gateway += ["--workers", "2", "--worker-class", "sync", "--log-level", "warning"]
+        self.gateway = spawn(gateway, self.env, self.log_dir / "gateway.log")
         self.start_worker()
         self.scheduler = spawn([self.python, "manage.py", "run_scheduler"], self.env, self.log_dir / "scheduler.log")
-        if not wait_for(lambda: health(self.port) == 200, 60, 0.25):
+        if not wait_for(lambda: health(self.port) == 200 and health(self.gateway_port) == 200, 60, 0.25):
             raise RuntimeError(f"the stack did not become healthy; see {self.log_dir}")
         if not wait_for(lambda: len(self.web_workers()) == self.args.web_workers, 30, 0.2):
             raise RuntimeError("gunicorn did not start its workers")
@@ -430,7 +440,7 @@ class Stack:
         }
 
     def stop(self) -> None:
-        for proc in (self.scheduler, self.worker, self.web):
+        for proc in (self.scheduler, self.worker, self.web, self.gateway):
             stop_group(proc)
 
 
@@ -538,12 +548,15 @@ class Http:
 class Client(threading.Thread):
     FLOWS = [("pay", 35), ("expire", 40), ("cancel", 15), ("race", 5), ("free", 5)]
 
-    def __init__(self, n: int, *, port: int, tokens: dict[int, str], next_user, stop: threading.Event, rec, args):
+    def __init__(self, n: int, *, ports: tuple[int, int], tokens: dict[int, str], next_user, stop, rec, args):
+        port, gateway_port = ports
         super().__init__(name=f"client-{n}", daemon=True)
         self.port, self.tokens, self.next_user, self.stop_event = port, tokens, next_user, stop
+        self.gateway_port = gateway_port
         self.rec, self.args = rec, args
         self.rng = random.Random(args.seed * 1000 + n)
         self.http = Http(port, args.request_timeout)
+        self.alipay = Http(gateway_port, args.request_timeout)  # the browser's tab on the cashier
         self.exhausted = False
 
     # one request, retried like a real client ------------------------------------------------
@@ -649,7 +662,7 @@ class Client(threading.Thread):
             # The buyer clicks Pay while (another tab of) the shop cancels: one of them wins, never both.
             action = self.open_cashier(no, token, open_page=True)
             if action:
-                twin = Http(self.port, self.args.request_timeout)
+                twin = Http(self.gateway_port, self.args.request_timeout)
                 racer = threading.Thread(target=self.click_pay, args=(seen, action, False, twin), daemon=True)
                 racer.start()
                 self.cancel(seen, token)
@@ -666,7 +679,7 @@ class Client(threading.Thread):
         if resp is None or resp.status != 200 or not open_page:
             return None
         url = urlsplit(resp.json().get("pay_url", ""))
-        page, _ = self.call("cashier", "GET", f"{url.path}?{url.query}")
+        page, _ = self.call("cashier", "GET", f"{url.path}?{url.query}", conn=self.alipay)
         if page is None or page.status != 200:
             return None
         match = re.search(rb'<form method="post" action="([^"]+)"', page.body)
@@ -675,14 +688,16 @@ class Client(threading.Thread):
     def click_pay(self, seen: Seen, action: str, follow_return: bool, conn: Http | None = None) -> None:
         """The cashier's Pay button (the gateway then sends its signed notify); then, as a browser
         would, maybe the return URL."""
-        resp, _ = self.call("pay_click", "POST", action, body=b"", headers={"Content-Type": "text/plain"}, conn=conn)
+        resp, _ = self.call(
+            "pay_click", "POST", action, body=b"", headers={"Content-Type": "text/plain"}, conn=conn or self.alipay
+        )
         if resp is None or resp.status not in (200, 302):
             return
         seen.pay_clicked = True
         location = resp.headers.get("location", "")
         if follow_return and resp.status == 302 and "/api/v1/payments/alipay/return" in location:
             url = urlsplit(location)
-            self.call("return", "GET", f"{url.path}?{url.query}", conn=conn)
+            self.call("return", "GET", f"{url.path}?{url.query}")
 
     def cancel(self, seen: Seen, token: str) -> None:
         resp, _ = self.call("cancel", "POST", f"/api/v1/orders/{seen.order_no}/cancel", token=token)
@@ -1350,8 +1365,11 @@ def parse_args(argv=None):
     p.add_argument("--users", type=int, default=15000, help="seeded users, one per order (default 15000)")
     p.add_argument("--clients", type=int, default=6, help="client threads (default 6)")
     p.add_argument("--think", type=float, default=0.05, help="mean pause between a client's orders, s (default 0.05)")
-    p.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (default 2)")
-    p.add_argument("--web-threads", type=int, default=8, help="gunicorn threads per worker (default 8)")
+    # As `make run` serves with Redis (Makefile WEB_WORKERS): sync workers, two per core.
+    workers = 2 * (os.cpu_count() or 1)
+    p.add_argument("--web-workers", type=int, default=workers, help=f"gunicorn workers (default {workers})")
+    p.add_argument("--web-threads", type=int, default=1, help="gunicorn threads per worker (default 1)")
+    p.add_argument("--web-worker-class", default="sync", help="gunicorn worker class (default sync)")
     p.add_argument("--timeout", type=int, default=15, help="ORDER_PAYMENT_TIMEOUT_SECONDS (default 15)")
     p.add_argument("--sweep", type=int, default=5, help="SWEEP_INTERVAL_SECONDS (default 5)")
     p.add_argument("--warmup", type=float, default=20, help="load before the first fault, s (default 20)")
@@ -1410,9 +1428,9 @@ def main(argv=None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_dir = args.log_dir or ROOT / "var" / "fault-drill" / stamp
     log_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = app_env(args, port, log_dir / "var")
-    stack = Stack(args, env, port, log_dir)
+    port, gateway_port = free_port(), free_port()
+    env = app_env(args, port, gateway_port, log_dir / "var")
+    stack = Stack(args, env, port, gateway_port, log_dir)
     rec = Recorder()
     stop = threading.Event()
     clients: list[Client] = []
@@ -1475,7 +1493,7 @@ def main(argv=None) -> int:
 
         pool = UserPool(args.users)
         clients = [
-            Client(n, port=port, tokens=tokens, next_user=pool, stop=stop, rec=rec, args=args)
+            Client(n, ports=(port, gateway_port), tokens=tokens, next_user=pool, stop=stop, rec=rec, args=args)
             for n in range(args.clients)
         ]
         load_wall = time.time()
@@ -1560,7 +1578,8 @@ def main(argv=None) -> int:
     final = results[-1]
     lines = [
         "",
-        f"Fault drill: {args.clients} clients, gunicorn {args.web_workers}x{args.web_threads} gthread, 1 Dramatiq "
+        f"Fault drill: {args.clients} clients, gunicorn {args.web_workers}x{args.web_threads} {args.web_worker_class}, "
+        "1 Dramatiq "
         f"worker (1 process x 4 threads), timeout {args.timeout}s, sweep every {args.sweep}s",
         f"orders placed (201s seen): {len(rec.seen)}; flows: {dict(rec.flows)}; "
         f"placements that needed a retry: {sum(1 for s in rec.seen.values() if s.attempts > 1)} "

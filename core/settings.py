@@ -226,6 +226,11 @@ FRONTEND_URL = os.environ.get("FRONTEND_URL", PUBLIC_BASE_URL).rstrip("/")
 ALIPAY_NOTIFY_URL = os.environ.get("ALIPAY_NOTIFY_URL", PUBLIC_BASE_URL + "/api/v1/payments/alipay/notify")
 ALIPAY_RETURN_URL = os.environ.get("ALIPAY_RETURN_URL", PUBLIC_BASE_URL + "/api/v1/payments/alipay/return")
 ALIPAY_TIMEOUT_SECONDS = float(os.environ.get("ALIPAY_TIMEOUT_SECONDS", "10"))
+# Where the built-in dev gateway is served: this server by default. Its cashier's Pay button
+# calls the app back (the notify) and the app calls it (query, close), so a server whose every
+# worker waits on such a call to itself stalls until ALIPAY_TIMEOUT_SECONDS; under concurrent
+# load (bench/fault_drill.py) serve it from a second process of the app instead, as Alipay is.
+DEV_GATEWAY_BASE_URL = os.environ.get("DEV_GATEWAY_BASE_URL", PUBLIC_BASE_URL).rstrip("/")
 
 # --- Shop pages (web/, the Vue app; served by core/spa.py) ----------------------------------------
 # `make web` builds it into web/dist. WhiteNoise serves the build's files at the site root

@@ -45,8 +45,8 @@ def key_dir(tmp_path_factory) -> Path:
 def use_dev_gateway(settings_fixture, *, base_url: str, dev_key_dir: Path) -> None:
     """Point get_alipay_client() (gateway, notify_url, return_url) at `base_url`.
 
-    ALIPAY_NOTIFY_URL / ALIPAY_RETURN_URL are derived from PUBLIC_BASE_URL when settings load, so
-    they are set here too; every ALIPAY_* / PUBLIC_BASE_URL change clears the cached client.
+    ALIPAY_NOTIFY_URL / ALIPAY_RETURN_URL / DEV_GATEWAY_BASE_URL are derived from PUBLIC_BASE_URL
+    when settings load, so they are set here too; every change of them clears the cached client.
     """
     settings_fixture.ALIPAY_DEV_GATEWAY = True
     settings_fixture.ALIPAY_DEV_KEY_DIR = dev_key_dir
@@ -58,6 +58,7 @@ def use_dev_gateway(settings_fixture, *, base_url: str, dev_key_dir: Path) -> No
 
 def point_gateway_at(settings_fixture, base_url: str, *, notify_base_url: str | None = None) -> None:
     settings_fixture.PUBLIC_BASE_URL = base_url
+    settings_fixture.DEV_GATEWAY_BASE_URL = base_url
     settings_fixture.ALIPAY_NOTIFY_URL = (notify_base_url or base_url) + NOTIFY_PATH
     settings_fixture.ALIPAY_RETURN_URL = base_url + RETURN_PATH
 

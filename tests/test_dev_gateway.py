@@ -451,10 +451,12 @@ def test_dev_key_pairs_are_two_and_stable(dev_gateway, dev_key_dir):
 
 @NO_LIVE_SERVER
 def test_get_alipay_client_uses_the_dev_gateway_and_its_keys(dev_gateway):
-    dev_gateway.PUBLIC_BASE_URL = "http://127.0.0.1:8123"
+    dev_gateway.DEV_GATEWAY_BASE_URL = "http://127.0.0.1:8123"
     client = get_alipay_client()
     assert client is get_alipay_client()
     assert client.gateway_url == "http://127.0.0.1:8123/dev/alipay/gateway.do"
+    dev_gateway.DEV_GATEWAY_BASE_URL = "http://127.0.0.1:9000"  # a second process serving it
+    assert get_alipay_client().gateway_url == "http://127.0.0.1:9000/dev/alipay/gateway.do"
     assert client.app_id == APP_ID and client.notify_url == settings.ALIPAY_NOTIFY_URL
     assert client.app_private_key.n == dev_keys.app_private_key().n
     assert client.alipay_public_key.n == dev_keys.gateway_public_key().n

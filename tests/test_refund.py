@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def gateway(live_server, settings, tmp_path):
     settings.ALIPAY_DEV_GATEWAY = True
     settings.ALIPAY_DEV_KEY_DIR = tmp_path
-    settings.PUBLIC_BASE_URL = live_server.url
+    settings.PUBLIC_BASE_URL = settings.DEV_GATEWAY_BASE_URL = live_server.url
     settings.ALIPAY_NOTIFY_URL = live_server.url + "/api/v1/payments/alipay/notify"
     settings.ALIPAY_RETURN_URL = live_server.url + "/api/v1/payments/alipay/return"
     return live_server.url

@@ -246,7 +246,7 @@ def get_alipay_client() -> AlipayClient:
         return AlipayClient(
             app_private_key=dev_keys.app_private_key(),
             alipay_public_key=dev_keys.gateway_public_key(),
-            gateway_url=settings.PUBLIC_BASE_URL + reverse("dev_gateway:gateway"),
+            gateway_url=settings.DEV_GATEWAY_BASE_URL + reverse("dev_gateway:gateway"),
             **common,
         )
     if not settings.ALIPAY_APP_ID:
@@ -272,5 +272,5 @@ def _read_key_file(setting_name: str) -> str:
 @receiver(setting_changed)
 def _forget_client_on_settings_change(*, setting: str, **kwargs: Any) -> None:
     # Tests override ALIPAY_* settings; a client cached from the old values would ignore them.
-    if setting.startswith("ALIPAY_") or setting == "PUBLIC_BASE_URL":
+    if setting.startswith("ALIPAY_") or setting in ("PUBLIC_BASE_URL", "DEV_GATEWAY_BASE_URL"):
         get_alipay_client.cache_clear()
