@@ -97,6 +97,15 @@ def check_tools(*tools: str) -> bool:
     return not missing
 
 
+def database_tools(*, skip_pgbench: bool) -> tuple[bool, str | None]:
+    """psql, createdb, dropdb and, unless skipped, pgbench: (all found, pgbench's path)."""
+    pgbench = None if skip_pgbench else find_pgbench()
+    if not skip_pgbench and not pgbench:
+        log("pgbench not found (apt-get install postgresql-client); use --skip-pgbench")
+        return False, None
+    return check_tools("psql", "createdb", "dropdb"), pgbench
+
+
 def app_env(db: str, var_dir: str, *, redis_url: str | None = None, **extra: str) -> dict[str, str]:
     """The environment of everything that runs app code (server, worker, Django snippets)."""
     env = dict(os.environ)
@@ -519,25 +528,47 @@ def start_server(
     ]
     if access_log:
         cmd += ["--access-logfile", "-"]
-    log_path = os.path.join(env["VAR_DIR"], "server.log")
-    log("server: " + " ".join(cmd[1:]) + f" (output in {log_path})")
-    # The app logs one JSON line per request: to a file, not the terminal.
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{_read(log_path)[-3000:]}")
+
+    def healthy() -> bool:
         try:
             status, body = http_get(port, "/api/v1/health")
-            if status == 200:
-                log(f"server healthy: {body.decode()}")
-                return proc
         except OSError:
-            pass
-        time.sleep(0.25)
-    stop_process(proc)
-    raise RuntimeError("server did not become healthy within 60 s")
+            return False
+        if status == 200:
+            log(f"server healthy: {body.decode()}")
+        return status == 200
+
+    # The app logs one JSON line per request: to a file, not the terminal.
+    log_path = os.path.join(env["VAR_DIR"], "server.log")
+    return spawn_until_ready(cmd, app_dir=app_dir, env=env, log_path=log_path, what="server", ready=healthy)
+
+
+def spawn_until_ready(
+    cmd: list[str],
+    *,
+    app_dir: Path,
+    env: dict[str, str],
+    log_path: str,
+    what: str,
+    ready: Callable[[], bool],
+    stop: Callable[[subprocess.Popen], None] | None = None,
+    timeout: float = 60,
+) -> subprocess.Popen:
+    """Starts `cmd` in a session of its own (so stopping it stops only what we started), its output
+    appended to `log_path`; returns it once ready() says so. Raises when it exits first, or, after
+    stop(proc) (default stop_process), when it is not ready within `timeout` s."""
+    log(f"{what}: " + " ".join(cmd[1:]) + f" (output in {log_path})")
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{_read(log_path)[-3000:]}")
+        if ready():
+            return proc
+        time.sleep(0.2)
+    (stop or stop_process)(proc)
+    raise RuntimeError(f"{what} not ready within {timeout:.0f} s")
 
 
 def stop_process(proc, timeout: float = 20) -> None:

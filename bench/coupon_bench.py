@@ -52,10 +52,9 @@ from common import (
     app_env,
     best_of,
     check_db_name,
-    check_tools,
     cpu_per_op,
+    database_tools,
     drive,
-    find_pgbench,
     fmt,
     free_port,
     int_list,
@@ -359,11 +358,8 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    pgbench = None if args.skip_pgbench else find_pgbench()
-    if not args.skip_pgbench and not pgbench:
-        log("pgbench not found (apt-get install postgresql-client); use --skip-pgbench")
-        return 2
-    if not check_tools("psql", "createdb", "dropdb"):
+    tools_found, pgbench = database_tools(skip_pgbench=args.skip_pgbench)
+    if not tools_found:
         return 2
     tmp = tempfile.mkdtemp(prefix="coupon-bench-")
     env = app_env(args.db, tmp)

@@ -73,6 +73,7 @@ from common import (
     percentile,
     psql,
     recreate_database,
+    spawn_until_ready,
     summary_row,
     wait_for_quiet,
     write_summary,
@@ -278,19 +279,14 @@ class RedisPoller:
 
 def start_worker(python: str, env: dict[str, str], *, app_dir: Path, processes: int, threads: int, log_path: str):
     cmd = [python, "manage.py", "rundramatiq", "--processes", str(processes), "--threads", str(threads)]
-    log("worker: " + " ".join(cmd[1:]) + f" (output in {log_path})")
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited with {proc.returncode}:\n{open(log_path).read()[-3000:]}")
+
+    def ready() -> bool:
         with open(log_path, errors="replace") as fh:
-            if "Worker process is ready for action" in fh.read():
-                return proc
-        time.sleep(0.2)
-    stop_worker(proc)
-    raise RuntimeError("worker not ready within 60 s")
+            return "Worker process is ready for action" in fh.read()
+
+    return spawn_until_ready(
+        cmd, app_dir=app_dir, env=env, log_path=log_path, what="worker", ready=ready, stop=stop_worker
+    )
 
 
 def stop_worker(proc) -> None:
