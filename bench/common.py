@@ -109,12 +109,13 @@ def database_tools(*, skip_pgbench: bool) -> tuple[bool, str | None]:
 def app_env(db: str, var_dir: str, *, redis_url: str | None = None, **extra: str) -> dict[str, str]:
     """The environment of everything that runs app code (server, worker, Django snippets)."""
     env = dict(os.environ)
-    for name in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "BENCH_BASELINE_VIEW"):
+    for name in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "BENCH_BASELINE_VIEW", "ALIPAY_GATEWAY_URL"):
         env.pop(name, None)
     env.update(
         DJANGO_SETTINGS_MODULE="core.settings",
         DATABASE_URL=database_url(db),
         SECRET_KEY=SECRET_KEY,
+        ALIPAY_DEV_GATEWAY="1",
         DEBUG="0",
         JWT_ACCESS_TTL_SECONDS="7200",  # the default 15 minutes could run out during a long run
         LOG_LEVEL="WARNING",

@@ -304,6 +304,7 @@ def app_env(args, port: int, gateway_port: int, var_dir: Path) -> dict[str, str]
         DATABASE_URL=database_url(args.db),
         REDIS_URL=f"redis://{REDIS_HOST}:{REDIS_PORT}/{args.redis_db}",
         SECRET_KEY=SECRET_KEY,
+        ALIPAY_DEV_GATEWAY="1",
         DEBUG="0",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",

@@ -13,6 +13,11 @@ def _database_ok() -> bool:
         return False
 
 
+def _database_kind() -> str:
+    # Which Postgres, so a newcomer (and the test of the embedded default) can see what `make run` runs on.
+    return "embedded_postgres" if settings.EMBEDDED_DATABASE else "postgres"
+
+
 def _broker_state() -> str:
     if not settings.REDIS_URL:
         return "embedded"
@@ -35,4 +40,4 @@ def check_health() -> dict[str, str]:
             "A backing service is unreachable.",
             details={"database": database, "broker": broker},
         )
-    return {"status": "ok", "database": database, "broker": broker}
+    return {"status": "ok", "database": database, "database_kind": _database_kind(), "broker": broker}

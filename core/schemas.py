@@ -70,4 +70,5 @@ class CourseOut(Schema):
 class HealthOut(Schema):
     status: Literal["ok"]
     database: Literal["ok"]
+    database_kind: Literal["embedded_postgres", "postgres"]
     broker: Literal["ok", "embedded"]

@@ -1,14 +1,17 @@
 """Settings, read from the environment once, here.
 
-With no DATABASE_URL / REDIS_URL the project runs on its embedded default: SQLite in `var/`
-with IMMEDIATE transactions (writes serialize, so the locking code stays correct), an
-in-process Dramatiq worker, and the built-in Alipay dev gateway.
+With no DATABASE_URL / REDIS_URL the project runs on its embedded default: Postgres from a PyPI
+wheel with its data in `var/postgres` (core/embedded_database.py), an in-process Dramatiq worker,
+and the built-in Alipay dev gateway.
 """
 
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from core import embedded_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -31,8 +34,13 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-# The fallback key is for the embedded default only; any deployment sets SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-key-set-SECRET_KEY-in-any-real-deployment"
+# It signs every token and session: a public fallback would let anyone mint tokens. `make run`
+# makes one for the embedded default in VAR_DIR (Makefile); only DEBUG gets a fixed one.
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("Set SECRET_KEY (50 or more random characters); `make run` makes one in var/.")
+    SECRET_KEY = "debug-only-insecure-key"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
 
@@ -88,26 +96,17 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # No lock wait lasts forever: a duplicate checkout answers 409 after this instead of
-        # hanging (orders/services/checkout.py), and a stuck row never piles up workers.
-        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-            f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
-        )
-else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "db.sqlite3",
-            # IMMEDIATE takes the write lock at BEGIN, so two checkouts serialize instead of one
-            # failing with "database is locked" half-way; select_for_update is a no-op there.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
-        }
-    }
-USES_EMBEDDED_DATABASE = not DATABASE_URL
+# No DATABASE_URL: the embedded default's Postgres (core/embedded_database.py), which `make run`
+# starts with its data in VAR_DIR/postgres and reaches over a Unix socket there.
+EMBEDDED_DATABASE = not DATABASE_URL
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL or embedded_database.database_url(VAR_DIR / "postgres"), conn_max_age=60, conn_health_checks=True
+    )
+}
+# No lock wait lasts forever: a duplicate checkout answers 409 after this instead of hanging
+# (orders/services/checkout.py), and a stuck row never piles up workers.
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CACHES = {
@@ -209,11 +208,18 @@ LOGGING = {
     },
 }
 
-# Alipay (DESIGN.md "Alipay rules that bite"). With no ALIPAY_GATEWAY_URL the built-in dev gateway
+# Alipay (DESIGN.md "Alipay rules that bite"). With ALIPAY_DEV_GATEWAY=1 the built-in dev gateway
 # (billing.dev_gateway, mounted at /dev/alipay/) stands in for Alipay, with key pairs it generates
 # on first use under VAR_DIR/alipay-dev/ (outside git).
 ALIPAY_GATEWAY_URL = os.environ.get("ALIPAY_GATEWAY_URL", "")
-ALIPAY_DEV_GATEWAY = not ALIPAY_GATEWAY_URL
+# The dev gateway marks any order paid for whoever presses its Pay button: it is served only when
+# asked for by name (`make run` does), and a deploy that names no gateway does not start.
+ALIPAY_DEV_GATEWAY = env_bool("ALIPAY_DEV_GATEWAY", False)
+if ALIPAY_DEV_GATEWAY == bool(ALIPAY_GATEWAY_URL):
+    raise ImproperlyConfigured(
+        "Set exactly one of ALIPAY_GATEWAY_URL (e.g. https://openapi.alipay.com/gateway.do) and "
+        "ALIPAY_DEV_GATEWAY=1 (the built-in stand-in, for development only)."
+    )
 ALIPAY_DEV_KEY_DIR = VAR_DIR / "alipay-dev"
 ALIPAY_APP_ID = os.environ.get("ALIPAY_APP_ID", "2021000000000000" if ALIPAY_DEV_GATEWAY else "")
 ALIPAY_APP_PRIVATE_KEY_PATH = os.environ.get("ALIPAY_APP_PRIVATE_KEY_PATH", "")

@@ -19,7 +19,12 @@ pytestmark = pytest.mark.django_db
 
 def test_health_ok(anon, settings):
     settings.REDIS_URL = "redis://127.0.0.1:6379/0"
-    assert anon.get("/health").json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert anon.get("/health").json() == {
+        "status": "ok",
+        "database": "ok",
+        "database_kind": "postgres",
+        "broker": "ok",
+    }
 
 
 def test_health_503_when_broker_unreachable(anon, settings):

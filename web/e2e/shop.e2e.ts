@@ -1,11 +1,11 @@
 // The whole purchase in a real browser: Debian's Chromium driven by playwright-core against a
-// backend this test starts itself (embedded default: SQLite in a fresh temp VAR_DIR, in-process
+// backend this test starts itself (embedded default: Postgres from the wheel in a fresh temp VAR_DIR, in-process
 // worker, the Alipay dev gateway), serving the built app from web/dist.
 //
 // Needs: `npm run build` first (make web-test does it), the project's .venv (BACKEND_PYTHON
 // overrides), /usr/bin/chromium (CHROMIUM_PATH overrides). UPDATE_DOCS=1 also rewrites the
 // README screenshots web/docs/cart.png and web/docs/checkout.png.
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -108,23 +108,29 @@ beforeAll(async () => {
     SWEEP_INTERVAL_SECONDS: "3",
     AUTH_RATE_LIMIT: "0",
     DEBUG: "0",
+    SECRET_KEY: "e2e-only-secret-key-" + "x".repeat(40),
+    ALIPAY_DEV_GATEWAY: "1",
   };
-  // The embedded default, whatever the calling shell has set.
-  for (const name of ["DATABASE_URL", "REDIS_URL", "FRONTEND_URL", "ALIPAY_GATEWAY_URL", "ALIPAY_NOTIFY_URL", "ALIPAY_RETURN_URL"]) {
+  // The embedded default (Postgres from the wheel, with its data in VAR_DIR), whatever the calling
+  // shell has set.
+  for (const name of ["DATABASE_URL", "REDIS_URL", "FRONTEND_URL", "ALIPAY_GATEWAY_URL", "ALIPAY_NOTIFY_URL", "ALIPAY_RETURN_URL", "DJANGO_SETTINGS_MODULE"]) {
     delete env[name];
   }
-  for (const command of [["migrate", "--noinput", "-v", "0"], ["seed_demo"]]) {
-    execFileSync(PYTHON, ["manage.py", ...command], { cwd: REPO, env, stdio: ["ignore", "ignore", "inherit"], timeout: 60_000 });
-  }
   const log = createWriteStream(join(RESULTS, "server.log"));
-  server = spawn(
-    PYTHON,
-    ["-m", "gunicorn", "core.wsgi:application", "--bind", `127.0.0.1:${port}`, "--workers", "1", "--threads", "8", "--access-logfile", "-"],
-    { cwd: REPO, env: { ...env, RUN_EMBEDDED_WORKER: "1" }, stdio: ["ignore", "pipe", "pipe"] },
-  );
+  // As `make run` does: core.embedded_database starts the database, runs the rest, stops it after.
+  const serve = [
+    `"${PYTHON}" manage.py migrate --noinput -v 0`,
+    `"${PYTHON}" manage.py seed_demo`,
+    `exec env RUN_EMBEDDED_WORKER=1 "${PYTHON}" -m gunicorn core.wsgi:application --bind 127.0.0.1:${port} --workers 1 --threads 8 --access-logfile -`,
+  ].join(" && ");
+  server = spawn(PYTHON, ["-m", "core.embedded_database", "--", "sh", "-c", serve], {
+    cwd: REPO,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   server.stdout?.pipe(log);
   server.stderr?.pipe(log);
-  await waitFor("the backend to answer /api/v1/health", async () => ((await api("/health")).status === 200 ? true : undefined), 30_000);
+  await waitFor("the backend to answer /api/v1/health", async () => ((await api("/health")).status === 200 ? true : undefined), 90_000);
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,

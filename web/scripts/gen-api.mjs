@@ -24,7 +24,8 @@ try {
   // VAR_DIR in the temp folder: importing the settings must not touch the project's var/.
   execFileSync(python, ["manage.py", "export_openapi", "-o", schemaFile], {
     cwd: repoDir,
-    env: { ...process.env, VAR_DIR: join(work, "var") },
+    // The test settings: the schema needs no database, and they give the secrets start-up requires.
+    env: { ...process.env, VAR_DIR: join(work, "var"), DJANGO_SETTINGS_MODULE: "core.settings_test" },
     stdio: ["ignore", "inherit", "inherit"],
   });
   const schema = JSON.parse(readFileSync(schemaFile, "utf8"));

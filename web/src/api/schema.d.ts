@@ -559,6 +559,11 @@ export interface components {
              */
             database: "ok";
             /**
+             * Database Kind
+             * @enum {string}
+             */
+            database_kind: "embedded_postgres" | "postgres";
+            /**
              * Status
              * @constant
              */
