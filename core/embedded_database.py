@@ -225,16 +225,33 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def run(command: list[str], env: dict[str, str]) -> int:
-    """Runs COMMAND to its end. Termination signals go to it, and this process waits for it to exit
-    so that the database stops after the app, never under it."""
-    child = subprocess.Popen(command, env=env)
+    """Runs COMMAND to its end, in a process group of its own: every termination signal this
+    process gets goes to that whole group (make, its shell, gunicorn and its workers), and
+    whatever of the group outlives COMMAND is ended too, so the database stops after the app,
+    never under it, and nothing of the app is left behind."""
+    child = subprocess.Popen(command, env=env, process_group=0)
 
     def forward(signum: int, _frame: object) -> None:
-        child.send_signal(signum)
+        _signal_group(child.pid, signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, forward)
-    return child.wait()
+    code = child.wait()
+    _signal_group(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while _signal_group(child.pid, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _signal_group(child.pid, signal.SIGKILL)
+    return code
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Whether any process of the group was there to get the signal."""
+    try:
+        os.killpg(pgid, signum)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give a command after --")
+    # If whatever started us dies (make killed on its own), we hear of it and clean up as on a Ctrl-C.
+    if _libc is not None:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     env = dict(os.environ)
     if args.prefer:
         why = answers(args.prefer)
