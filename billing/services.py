@@ -52,7 +52,7 @@ def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
             return user_coupon
     except IntegrityError as exc:
         # Any other constraint (stock, terms) failing is a bug, and stays one.
-        if not broke_constraint(exc, name="user_coupon_one_claim_per_user", sqlite_hint="billing_usercoupon.user_id"):
+        if not broke_constraint(exc, name="user_coupon_one_claim_per_user"):
             raise
         raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {coupon.name!r}.") from exc
 

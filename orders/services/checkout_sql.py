@@ -1,18 +1,31 @@
-"""The checkout transaction on Postgres, as hand-written SQL (orders/services/checkout.py runs it).
+"""The checkout transaction as hand-written SQL (orders/services/checkout.py runs it).
 
 It is the busiest write of the shop, and through the ORM building and compiling a dozen
 querysets cost three times the CPU Postgres spends running the whole transaction (BENCHMARKS.md
 "Checkout"). Here it is 5 round trips inside the transaction whatever the cart's size.
 bench/checkout.pgbench.sql sends exactly these statements: change both together.
-checkout_orm.py does the same through the ORM for SQLite, the embedded dev default.
 """
+
+from dataclasses import dataclass
 
 from django.db import connection
 
 from billing.models import PointsAccount, UserCoupon
 from core.db import field_names
 from orders.models import Order, OrderLine
-from orders.services.checkout_rows import LockedRows
+
+
+@dataclass(frozen=True)
+class LockedRows:
+    """What the checkout locks before it prices the order (checkout.py decides what it means)."""
+
+    cart_item_ids: list[int]
+    lines: list[OrderLine]  # unsaved, one per selected cart item of a course on sale
+    enrolled_course_ids: list[int]
+    pending: dict[int, str]  # course id -> number of another pending order holding it
+    points_account: PointsAccount | None  # None when not asked for, or the user never had points
+    user_coupon: UserCoupon | None  # None when not asked for, or not the user's
+
 
 INSERT_ORDER = """
 INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used,
