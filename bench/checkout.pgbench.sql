@@ -2,8 +2,9 @@
 -- Run by bench/checkout_bench.py; it seeds the users and passes -D first_uid=<first user id of its pool>.
 --
 -- Statement for statement what the app sends: core/auth.py's ACTIVE_USER, then the statements of
--- orders/services/checkout_sql.py (INSERT_ORDER; LOCK_SELECTED_CART + LOCK_POINTS_ACCOUNT +
--- LOCK_USER_COUPON as one compound query; APPLY_ORDER), in the same order, transaction shape and
+-- orders/services/checkout_sql.py (INSERT_ORDER; LOCK_SELECTED_CART + billing/checkout_sql.py's
+-- LOCK_POINTS_ACCOUNT + LOCK_USER_COUPON as one compound query; APPLY_ORDER, with billing's
+-- HOLD_FOR_ORDER CTEs inside), in the same order, transaction shape and
 -- round trips, as captured with CaptureQueriesContext on Postgres
 -- (literals as psycopg's client-side binding writes them). Change this file with those.
 --
@@ -35,5 +36,5 @@ SELECT id AS account_id, user_id, balance FROM billing_pointsaccount WHERE user_
 SELECT id, user_id, coupon_id, name, kind, threshold, amount_off, percent_off, starts_at, ends_at, status, order_id, claimed_at FROM billing_usercoupon WHERE id = :uid AND user_id = :uid FOR UPDATE \aset
 
 -- APPLY_ORDER: 5.00 coupon + 10 points (1.00)
-WITH order_lines AS (INSERT INTO orders_orderline (order_id, course_id, name, picture_url, price) SELECT :oid, * FROM unnest('{:course_ids}'::int2[]::bigint[], ':names'::varchar[], ':pics'::varchar[], ':prices'::numeric[]::numeric[])), checked_out AS (DELETE FROM orders_cartitem WHERE id = ANY('{:cart_ids}'::int4[]::bigint[])), coupon AS (UPDATE billing_usercoupon SET status = 'locked', order_id = :oid WHERE id = :uid), account AS (UPDATE billing_pointsaccount SET balance = balance - 10 WHERE id = :account_id RETURNING id, balance), entry AS (INSERT INTO billing_pointsentry (account_id, delta, balance_after, reason, order_id, created_at) SELECT id, -10, balance, 'order_debit', :oid, now()::timestamptz FROM account) UPDATE orders_order SET subtotal = :subtotal, coupon_discount = 5.00, points_used = 10, points_discount = 1.00, pay_amount = :pay_amount, user_coupon_id = :uid WHERE id = :oid;
+WITH order_lines AS (INSERT INTO orders_orderline (order_id, course_id, name, picture_url, price) SELECT :oid, * FROM unnest('{:course_ids}'::int2[]::bigint[], ':names'::varchar[], ':pics'::varchar[], ':prices'::numeric[]::numeric[])), checked_out AS (DELETE FROM orders_cartitem WHERE id = ANY('{:cart_ids}'::int4[]::bigint[])), held_coupon AS (UPDATE billing_usercoupon SET status = 'locked', order_id = :oid WHERE id = :uid), points_account AS (UPDATE billing_pointsaccount SET balance = balance - 10 WHERE user_id = :uid RETURNING id, balance), points_entry AS (INSERT INTO billing_pointsentry (account_id, delta, balance_after, reason, order_id, created_at) SELECT id, -10, balance, 'order_debit', :oid, now()::timestamptz FROM points_account) UPDATE orders_order SET subtotal = :subtotal, coupon_discount = 5.00, points_used = 10, points_discount = 1.00, pay_amount = :pay_amount, user_coupon_id = :uid WHERE id = :oid;
 COMMIT;

@@ -1,5 +1,6 @@
-"""Billing's business actions: coupon claiming and the coupon side of checkout (lock, use,
-release), and the points ledger.
+"""Billing's business actions: coupon claiming and the coupon side of orders (use, release), and
+the points ledger. The checkout locks and holds coupons and points inside its own statements,
+with SQL billing writes (billing/checkout_sql.py).
 
 Every change of a points balance writes one `PointsEntry` in the same transaction, under the
 account's row lock, so the balance always equals the sum of its entries.
@@ -59,7 +60,7 @@ def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
 
 def get_user_coupon(*, user: User, user_coupon_id: int) -> UserCoupon:
     """The user's coupon, or `coupon_invalid`: another user's coupon looks exactly like a missing
-    one. (Checkout locks it itself, in its lock order: orders/services/checkout.py.)"""
+    one. (Checkout locks it in its own lock order: billing/checkout_sql.py.)"""
     user_coupon = UserCoupon.objects.filter(pk=user_coupon_id, user=user).first()
     if user_coupon is None:
         raise unknown_coupon()
@@ -88,12 +89,6 @@ def check_coupon_applies(*, user_coupon: UserCoupon, subtotal: Decimal) -> None:
     else:
         return
     raise DomainError(BillingErrorCode.COUPON_INVALID, message, details={"reason": reason})
-
-
-def lock_coupon_for_order(*, user_coupon: UserCoupon, order) -> None:
-    user_coupon.status = UserCoupon.Status.LOCKED
-    user_coupon.order = order
-    user_coupon.save(update_fields=["status", "order"])
 
 
 def mark_coupon_used(*, order) -> int:
@@ -130,12 +125,6 @@ def _write(*, account: PointsAccount, delta: int, reason: str, order=None) -> Po
     return PointsEntry.objects.create(
         account=account, delta=delta, balance_after=new_balance, reason=reason, order=order
     )
-
-
-def debit_points(*, account: PointsAccount, amount: int, order) -> PointsEntry:
-    """Takes points from an account the caller has already locked (checkout's lock order)."""
-    assert amount > 0
-    return _write(account=account, delta=-amount, reason=PointsEntry.Reason.ORDER_DEBIT, order=order)
 
 
 @transaction.atomic

@@ -177,7 +177,7 @@ def _fill_order(*, order: Order, user_coupon_id: int | None, points: int) -> Non
     order.points_discount = priced.points_discount
     order.pay_amount = priced.pay_amount
     order.user_coupon = user_coupon
-    checkout_sql.apply_order(order=order, lines=lines, cart_item_ids=locked.cart_item_ids, points_account=account)
+    checkout_sql.apply_order(order=order, lines=lines, cart_item_ids=locked.cart_item_ids)
     # The response is built from these objects: the order and its lines need no second read.
     order._prefetched_objects_cache = {"lines": lines}
     if user_coupon is not None:
