@@ -1,7 +1,7 @@
 """Billing's part of the checkout's statements (orders/services/checkout_sql.py sends them, in
 its lock order and round trips, without spelling billing's tables): the locks on the points
 account and the user coupon, and the CTEs that hold both for the order (the coupon locked to it,
-the points debited with their ledger entry). Parameters are named `billing_*`.
+the points debited through the ledger's MOVE_POINTS). Parameters are named `billing_*`.
 """
 
 from collections.abc import Sequence
@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.db import connection
 
+from billing.ledger import MOVE_POINTS, PointsMove, points_moves
 from billing.models import PointsAccount, PointsEntry, UserCoupon
 from core.db import field_names
 
@@ -24,21 +25,12 @@ LOCK_USER_COUPON = (
 )
 
 # Runs inside the order's own write, after every check passed under the locks above. A part that
-# does not apply (no coupon, no points) matches no row. The ledger entry is written from the
-# account row this statement updated, so balance and ledger cannot drift apart.
-HOLD_FOR_ORDER = """
+# does not apply (no coupon, no points) matches no row.
+HOLD_FOR_ORDER = f"""
 held_coupon AS (
     UPDATE billing_usercoupon SET status = 'locked', order_id = %(billing_order_id)s
     WHERE id = %(billing_user_coupon_id)s
-), points_account AS (
-    UPDATE billing_pointsaccount SET balance = balance - %(billing_points)s
-    WHERE user_id = %(billing_points_user_id)s
-    RETURNING id, balance
-), points_entry AS (
-    INSERT INTO billing_pointsentry (account_id, delta, balance_after, reason, order_id, created_at)
-    SELECT id, -%(billing_points)s, balance, %(billing_points_reason)s, %(billing_order_id)s, %(billing_at)s
-    FROM points_account
-)"""
+), {MOVE_POINTS.strip()}"""
 
 
 def lock_params(*, user_id: int, user_coupon_id: int | None) -> dict[str, object]:
@@ -58,11 +50,9 @@ def locked_user_coupon(row: Sequence[object] | None) -> UserCoupon | None:
 def hold_params(
     *, order_id: int, user_id: int, user_coupon_id: int | None, points: int, at: datetime
 ) -> dict[str, object]:
+    debit = [PointsMove(user_id=user_id, delta=-points, order_id=order_id)] if points else []
     return {
         "billing_order_id": order_id,
         "billing_user_coupon_id": user_coupon_id,
-        "billing_points": points,
-        "billing_points_user_id": user_id if points else None,
-        "billing_points_reason": PointsEntry.Reason.ORDER_DEBIT,
-        "billing_at": at,
+        **points_moves(moves=debit, reason=PointsEntry.Reason.ORDER_DEBIT, at=at),
     }
