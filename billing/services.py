@@ -1,8 +1,9 @@
-"""Billing's business actions: coupon claiming and the coupon side of checkout (lock, use,
-release), and the points ledger.
+"""Billing's business actions: coupon claiming and the coupon side of orders (use, release), and
+the points ledger. The checkout locks and holds coupons and points inside its own statements,
+with SQL billing writes (billing/checkout_sql.py).
 
-Every change of a points balance writes one `PointsEntry` in the same transaction, under the
-account's row lock, so the balance always equals the sum of its entries.
+Every change of a points balance writes its `PointsEntry` in the same statement, under the
+account's row lock, so the balance always equals the sum of its entries (billing/ledger.py).
 """
 
 from decimal import Decimal
@@ -11,7 +12,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing import ledger
 from billing.errors import BillingErrorCode
+from billing.ledger import PointsMove
 from billing.models import Coupon, PaymentNotification, PointsAccount, PointsEntry, UserCoupon
 from core.db import broke_constraint
 from core.errors import DomainError
@@ -52,14 +55,14 @@ def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
             return user_coupon
     except IntegrityError as exc:
         # Any other constraint (stock, terms) failing is a bug, and stays one.
-        if not broke_constraint(exc, name="user_coupon_one_claim_per_user", sqlite_hint="billing_usercoupon.user_id"):
+        if not broke_constraint(exc, name="user_coupon_one_claim_per_user"):
             raise
         raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {coupon.name!r}.") from exc
 
 
 def get_user_coupon(*, user: User, user_coupon_id: int) -> UserCoupon:
     """The user's coupon, or `coupon_invalid`: another user's coupon looks exactly like a missing
-    one. (Checkout locks it itself, in its lock order: orders/services/checkout.py.)"""
+    one. (Checkout locks it in its own lock order: billing/checkout_sql.py.)"""
     user_coupon = UserCoupon.objects.filter(pk=user_coupon_id, user=user).first()
     if user_coupon is None:
         raise unknown_coupon()
@@ -90,12 +93,6 @@ def check_coupon_applies(*, user_coupon: UserCoupon, subtotal: Decimal) -> None:
     raise DomainError(BillingErrorCode.COUPON_INVALID, message, details={"reason": reason})
 
 
-def lock_coupon_for_order(*, user_coupon: UserCoupon, order) -> None:
-    user_coupon.status = UserCoupon.Status.LOCKED
-    user_coupon.order = order
-    user_coupon.save(update_fields=["status", "order"])
-
-
 def mark_coupon_used(*, order) -> int:
     return UserCoupon.objects.filter(order=order, status=UserCoupon.Status.LOCKED).update(status=UserCoupon.Status.USED)
 
@@ -108,73 +105,61 @@ def release_coupons(*, order_ids: list[int]) -> int:
     )
 
 
-# Points ledger
+# Points ledger: every balance change goes through ledger.move_points (one statement writes the
+# balance and its entry), or through the same SQL inside the checkout's write.
 
 
-def _lock_or_create_account(*, user: User) -> PointsAccount:
-    # ignore_conflicts makes creation safe when two first credits race; the lock then serializes them.
-    PointsAccount.objects.bulk_create([PointsAccount(user=user)], ignore_conflicts=True)
-    return PointsAccount.objects.select_for_update().get(user=user)
+def _open_accounts(*, user_ids: list[int]) -> None:
+    # ignore_conflicts makes opening safe when two first credits race.
+    PointsAccount.objects.bulk_create([PointsAccount(user_id=user_id) for user_id in user_ids], ignore_conflicts=True)
 
 
-def _write(*, account: PointsAccount, delta: int, reason: str, order=None) -> PointsEntry:
-    new_balance = account.balance + delta
-    if new_balance < 0:
-        raise DomainError(
-            BillingErrorCode.INSUFFICIENT_POINTS,
-            f"You have {account.balance} points; {-delta} are needed.",
-            details={"balance": account.balance, "requested": -delta},
-        )
-    account.balance = new_balance
-    account.save(update_fields=["balance"])
-    return PointsEntry.objects.create(
-        account=account, delta=delta, balance_after=new_balance, reason=reason, order=order
-    )
+def _order_id(order) -> int | None:
+    return order.pk if order is not None else None
 
 
-def debit_points(*, account: PointsAccount, amount: int, order) -> PointsEntry:
-    """Takes points from an account the caller has already locked (checkout's lock order)."""
-    assert amount > 0
-    return _write(account=account, delta=-amount, reason=PointsEntry.Reason.ORDER_DEBIT, order=order)
-
-
-@transaction.atomic
 def credit_points(*, user: User, amount: int, reason: str, order=None) -> PointsEntry:
+    # No transaction of its own: the move is one statement, and an account opened for a credit
+    # that then fails is empty, which its (empty) ledger agrees with.
     assert amount > 0
-    return _write(account=_lock_or_create_account(user=user), delta=amount, reason=reason, order=order)
+    _open_accounts(user_ids=[user.pk])
+    [entry] = ledger.move_points(
+        moves=[PointsMove(user_id=user.pk, delta=amount, order_id=_order_id(order))], reason=reason
+    )
+    return entry
 
 
 @transaction.atomic
 def credit_points_in_bulk(*, credits: list[tuple[int, int, object]], reason: str) -> list[PointsEntry]:
     """Many credits of (user id, amount, order) in a fixed number of statements: the accounts are
-    locked in pk order, each entry carries its running balance, one UPDATE sets the balances."""
-    credits = [credit for credit in credits if credit[1] > 0]
-    if not credits:
+    opened where missing and locked in pk order (so two batches sharing users cannot deadlock),
+    then one statement moves every balance and writes every entry."""
+    moves = [
+        PointsMove(user_id=user_id, delta=amount, order_id=_order_id(order))
+        for user_id, amount, order in credits
+        if amount > 0
+    ]
+    if not moves:
         return []
-    user_ids = sorted({user_id for user_id, _, _ in credits})
-    PointsAccount.objects.bulk_create([PointsAccount(user_id=uid) for uid in user_ids], ignore_conflicts=True)
-    accounts = {
-        a.user_id: a for a in PointsAccount.objects.select_for_update().filter(user_id__in=user_ids).order_by("pk")
-    }
-    entries = []
-    for user_id, amount, order in credits:
-        account = accounts[user_id]
-        account.balance += amount
-        entries.append(
-            PointsEntry(account=account, delta=amount, balance_after=account.balance, reason=reason, order=order)
-        )
-    PointsAccount.objects.bulk_update(list(accounts.values()), ["balance"])
-    return PointsEntry.objects.bulk_create(entries)
+    user_ids = sorted({move.user_id for move in moves})
+    _open_accounts(user_ids=user_ids)
+    # The move's UPDATE would lock the accounts in whatever order its plan visits them.
+    list(PointsAccount.objects.select_for_update().filter(user_id__in=user_ids).order_by("pk").values_list("pk"))
+    return ledger.move_points(moves=moves, reason=reason)
 
 
 @transaction.atomic
 def take_back_points(*, user: User, amount: int, reason: str, order=None) -> PointsEntry | None:
     """Reverses earned points as far as the balance allows (never below zero); None if nothing to take."""
-    account = _lock_or_create_account(user=user)
-    taken = min(amount, account.balance)
+    # Locked first: the amount taken depends on the balance, which must not change before the move.
+    account = PointsAccount.objects.select_for_update().filter(user=user).first()
+    taken = min(amount, account.balance) if account is not None else 0
     if taken <= 0:
         return None
-    return _write(account=account, delta=-taken, reason=reason, order=order)
+    [entry] = ledger.move_points(
+        moves=[PointsMove(user_id=user.pk, delta=-taken, order_id=_order_id(order))], reason=reason
+    )
+    return entry
 
 
 # Alipay notifies

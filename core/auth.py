@@ -14,7 +14,7 @@ from django.db import connection
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from core.db import field_names, uses_plain_sql
+from core.db import field_names
 from core.errors import CoreErrorCode, DomainError
 from core.models import User
 
@@ -57,8 +57,6 @@ ACTIVE_USER = "SELECT {} FROM {} WHERE id = %s AND is_active".format(
 def active_user(user_id: int) -> User | None:
     if user_id > 2**63 - 1:
         return None
-    if not uses_plain_sql():
-        return User.objects.filter(pk=user_id, is_active=True).first()
     with connection.cursor() as cursor:
         cursor.execute(ACTIVE_USER, [user_id])
         row = cursor.fetchone()

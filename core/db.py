@@ -1,15 +1,8 @@
-"""The few hot paths that skip the ORM (the JWT user look-up, the checkout transaction) run
-hand-written SQL on Postgres only; elsewhere (SQLite, the embedded default) they go through the
-ORM, which also converts SQLite's text dates and numbers."""
+"""Helpers for the few hot paths that skip the ORM (the JWT user look-up, the checkout
+transaction) and for telling constraint failures apart."""
 
-from django.db import IntegrityError, connection
+from django.db import IntegrityError
 from django.db.models import Model
-
-PLAIN_SQL_VENDORS = {"postgresql"}
-
-
-def uses_plain_sql() -> bool:
-    return connection.vendor in PLAIN_SQL_VENDORS
 
 
 def field_names(model: type[Model]) -> list[str]:
@@ -18,10 +11,7 @@ def field_names(model: type[Model]) -> list[str]:
     return [field.attname for field in model._meta.concrete_fields]
 
 
-def broke_constraint(exc: IntegrityError, *, name: str, sqlite_hint: str) -> bool:
-    """Whether `exc` is the named constraint failing. Postgres names it; SQLite only says which
-    columns a UNIQUE failure was on, so `sqlite_hint` (e.g. "billing_usercoupon.user_id") is
-    looked for in its message instead."""
+def broke_constraint(exc: IntegrityError, *, name: str) -> bool:
+    """Whether `exc` is the named constraint failing (Postgres names it in the error's diagnostics)."""
     diag = getattr(exc.__cause__, "diag", None)
-    constraint = getattr(diag, "constraint_name", None)
-    return constraint == name if constraint is not None else sqlite_hint in str(exc)
+    return getattr(diag, "constraint_name", None) == name

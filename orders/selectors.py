@@ -53,7 +53,7 @@ def check_not_owned(*, user: User, course_ids: list[int]) -> None:
 def owned_or_pending(*, user: User, course_ids: list[int]) -> tuple[list[int], dict[int, str]]:
     """Which of these courses the user is enrolled in, and which wait in a pending order of theirs
     (course id -> order number). An order being placed has no lines yet, so it never counts
-    against itself. Checkout on Postgres asks the same inside its cart statement
+    against itself. Checkout asks the same inside its cart statement
     (orders/services/checkout_sql.py)."""
     enrolled = list(Enrollment.objects.filter(user=user, course_id__in=course_ids).values_list("course_id", flat=True))
     # The user's pending orders first (the order_user_status index): usually there are none, and

@@ -83,11 +83,17 @@ def api(user) -> ApiClient:
 
 
 def assert_ledger_consistent() -> None:
-    """Every points balance equals the sum of its ledger and none is negative."""
+    """Every points balance equals the sum of its ledger and none is negative, and every entry's
+    balance_after is its account's running balance in the order the entries were written."""
     from django.db.models import Sum
 
-    from billing.models import PointsAccount
+    from billing.models import PointsAccount, PointsEntry
 
+    running: dict[int, int] = {}
+    entries = PointsEntry.objects.order_by("account_id", "id").values_list("id", "account_id", "delta", "balance_after")
+    for entry_id, account_id, delta, balance_after in entries:
+        running[account_id] = running.get(account_id, 0) + delta
+        assert balance_after == running[account_id], (entry_id, balance_after, running[account_id])
     for account in PointsAccount.objects.annotate(total=Sum("entries__delta")):
         assert account.balance >= 0, account
         assert account.balance == (account.total or 0), (account.balance, account.total)

@@ -23,17 +23,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True, params=["sql", "orm"])
-def checkout_path(request, monkeypatch):
-    """Every checkout test runs through both ways of writing the order: the hand-written SQL
-    Postgres uses, and the ORM path SQLite (the embedded default) uses."""
-    from core import db
-
-    if request.param == "orm":
-        monkeypatch.setattr(db, "PLAIN_SQL_VENDORS", set())
-    return request.param
-
-
 def place(api, body=None, key="key-1"):
     headers = {"Idempotency-Key": key} if key is not None else {}
     return api.post(
@@ -314,12 +303,11 @@ def test_points_can_pay_everything(api, user):
 
 # Round trips per checkout as the test client sees them (inside the test's transaction, so the
 # checkout's atomic block adds a SAVEPOINT and its RELEASE): the user, the order insert, the
-# locks (cart, points, coupon in one query string) and one write on Postgres; the ORM path
-# spells the reads and writes out.
-CHECKOUT_MAX_QUERIES = {"sql": 6, "orm": 16}
+# locks (cart, points, coupon in one query string) and one write.
+CHECKOUT_MAX_QUERIES = 6
 
 
-def _checkout_queries(client_for, size: int, max_queries) -> int:
+def _checkout_queries(client_for, size: int, django_assert_max_num_queries) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -330,19 +318,16 @@ def _checkout_queries(client_for, size: int, max_queries) -> int:
     coupon = give_coupon(user, threshold="0.00")
     give_points(user, 1000)
     client = client_for(user)
-    with max_queries(CHECKOUT_MAX_QUERIES), CaptureQueriesContext(connection) as queries:
+    with django_assert_max_num_queries(CHECKOUT_MAX_QUERIES), CaptureQueriesContext(connection) as queries:
         response = place(client, {"user_coupon_id": coupon.pk, "points": 10})
     assert response.status_code == 201, response.content
     assert len(response.json()["lines"]) == size
     return len(queries)
 
 
-def test_place_order_query_count_does_not_grow_with_the_cart(client_for, django_assert_max_num_queries, checkout_path):
-    def max_queries(_):
-        return django_assert_max_num_queries(CHECKOUT_MAX_QUERIES[checkout_path])
-
-    one = _checkout_queries(client_for, 1, max_queries)
-    twenty = _checkout_queries(client_for, 20, max_queries)
+def test_place_order_query_count_does_not_grow_with_the_cart(client_for, django_assert_max_num_queries):
+    one = _checkout_queries(client_for, 1, django_assert_max_num_queries)
+    twenty = _checkout_queries(client_for, 20, django_assert_max_num_queries)
     assert one == twenty
 
 
@@ -398,8 +383,8 @@ def test_body_validation(api, user):
 
 
 def test_lines_keep_names_and_pictures_exactly(api, user):
-    """Names travel to Postgres as array literals on the SQL path: quotes, backslashes, commas,
-    braces, the word NULL and non-ASCII text must arrive as they were."""
+    """Names travel to Postgres as array literals: quotes, backslashes, commas, braces, the word
+    NULL and non-ASCII text must arrive as they were."""
     names = ['Say "hi"\\, {x}', "NULL", "课程 ä', ", ""]
     pictures = ["NULL", "", "/static/a b,{c}.svg", 'x"\\y']
     for name, picture in zip(names, pictures, strict=True):

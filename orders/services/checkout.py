@@ -6,7 +6,6 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from types import ModuleType
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
@@ -14,7 +13,7 @@ from django.utils import timezone
 
 from billing import services as billing
 from billing.models import UserCoupon
-from core.db import broke_constraint, uses_plain_sql
+from core.db import broke_constraint
 from core.errors import DomainError
 from core.models import User
 from orders import events
@@ -22,7 +21,7 @@ from orders.errors import OrderErrorCode
 from orders.models import Order
 from orders.pricing import Quote, coupon_terms, quote
 from orders.selectors import already_purchased
-from orders.services import checkout_orm, checkout_sql
+from orders.services import checkout_sql
 from orders.services.settlement import settle_paid_order
 
 logger = logging.getLogger(__name__)
@@ -81,11 +80,11 @@ def _replay(*, user: User, idempotency_key: str, fingerprint: str) -> Placement 
 
 
 def _is_idempotency_conflict(exc: IntegrityError) -> bool:
-    return broke_constraint(exc, name=IDEMPOTENCY_CONSTRAINT, sqlite_hint="orders_order.idempotency_key")
+    return broke_constraint(exc, name=IDEMPOTENCY_CONSTRAINT)
 
 
 def _is_order_no_collision(exc: IntegrityError) -> bool:
-    return broke_constraint(exc, name=ORDER_NO_CONSTRAINT, sqlite_hint="orders_order.order_no")
+    return broke_constraint(exc, name=ORDER_NO_CONSTRAINT)
 
 
 def _is_lock_timeout(exc: OperationalError) -> bool:
@@ -109,13 +108,10 @@ def place_order(
     )
     # No look-up before the insert: the unique index answers "seen this key?" as part of the
     # insert itself, so a new order costs no extra query and a replay costs one failed insert.
-    # Postgres runs the transaction as hand-written SQL (checkout_sql); SQLite, the embedded dev
-    # default, the same steps through the ORM (checkout_orm): same lock order, same checks.
-    rows = checkout_sql if uses_plain_sql() else checkout_orm
     attempt = 1
     while True:
         try:
-            _place(rows, order=order, user_coupon_id=user_coupon_id, points=points)
+            _place(order=order, user_coupon_id=user_coupon_id, points=points)
             return Placement(order=order, replayed=False)
         except IntegrityError as exc:
             if _is_order_no_collision(exc) and attempt < ORDER_NO_ATTEMPTS:
@@ -132,16 +128,16 @@ def place_order(
             return replay
 
 
-def _place(rows: ModuleType, *, order: Order, user_coupon_id: int | None, points: int) -> None:
+def _place(*, order: Order, user_coupon_id: int | None, points: int) -> None:
     """One attempt at the whole checkout, in one transaction."""
     stage = "insert"
     try:
         with transaction.atomic():
             # The row goes in first: a concurrent duplicate blocks on the unique index right here
             # and fails once we commit, instead of doing the whole checkout a second time.
-            rows.insert_order(order=order)
+            checkout_sql.insert_order(order=order)
             stage = "checkout"
-            _fill_order(rows, order=order, user_coupon_id=user_coupon_id, points=points)
+            _fill_order(order=order, user_coupon_id=user_coupon_id, points=points)
     except OperationalError as exc:
         if not _is_lock_timeout(exc):
             raise
@@ -152,11 +148,11 @@ def _place(rows: ModuleType, *, order: Order, user_coupon_id: int | None, points
         raise DomainError(OrderErrorCode.CHECKOUT_BUSY, "Your cart is being checked out by another request.") from exc
 
 
-def _fill_order(rows: ModuleType, *, order: Order, user_coupon_id: int | None, points: int) -> None:
+def _fill_order(*, order: Order, user_coupon_id: int | None, points: int) -> None:
     # Lock order, as everywhere: order row (inserted), cart rows by id, points account, user
     # coupon. Every limit is checked after its lock is held, so a concurrent checkout cannot
     # spend the same cart, points or coupon.
-    locked = rows.lock_rows(order=order, lock_points=points > 0, user_coupon_id=user_coupon_id)
+    locked = checkout_sql.lock_rows(order=order, lock_points=points > 0, user_coupon_id=user_coupon_id)
     lines = locked.lines
     if not lines:
         raise DomainError(OrderErrorCode.CART_EMPTY, "Select at least one course in your cart.")
@@ -181,7 +177,7 @@ def _fill_order(rows: ModuleType, *, order: Order, user_coupon_id: int | None, p
     order.points_discount = priced.points_discount
     order.pay_amount = priced.pay_amount
     order.user_coupon = user_coupon
-    rows.apply_order(order=order, lines=lines, cart_item_ids=locked.cart_item_ids, points_account=account)
+    checkout_sql.apply_order(order=order, lines=lines, cart_item_ids=locked.cart_item_ids)
     # The response is built from these objects: the order and its lines need no second read.
     order._prefetched_objects_cache = {"lines": lines}
     if user_coupon is not None:
