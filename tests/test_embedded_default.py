@@ -2,8 +2,7 @@
 `make run` serves) inside core.embedded_database, driven over real HTTP.
 
 It must be the real thing: Postgres from the wheel, a checkout that takes row locks, and every
-seeded course pair x coupon x a spread of points checked out with amounts that add up and no 500
-(the SQLite default this replaced answered 500 for ever on 8折 alone)."""
+seeded course pair x coupon x a spread of points checked out with amounts that add up and no 500."""
 
 import json
 import os
