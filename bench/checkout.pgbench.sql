@@ -26,7 +26,7 @@ SELECT "id", "password", "last_login", "is_superuser", "username", "first_name",
 BEGIN;
 
 -- INSERT_ORDER: order_no is fixed-width and increasing, like the app's timestamped one
-INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used, points_discount, pay_amount, idempotency_key, request_fingerprint, expires_at, cancel_reason, trade_no, created_at) VALUES ('20990101000000:n', :uid, 'pending', 'alipay', 0, 0, 0, 0, 0, 'pgbench-:n', '3db97aefb70277285f032ba01a62e24d9e578ad53ecf8dc38856280056e0fabc', (now() + interval '1800 seconds')::timestamptz, '', '', now()::timestamptz) RETURNING id AS oid \gset
+INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used, points_discount, pay_amount, idempotency_key, request_fingerprint, expires_at, cancel_reason, created_at) VALUES ('20990101000000:n', :uid, 'pending', 'alipay', 0, 0, 0, 0, 0, 'pgbench-:n', '3db97aefb70277285f032ba01a62e24d9e578ad53ecf8dc38856280056e0fabc', (now() + interval '1800 seconds')::timestamptz, '', now()::timestamptz) RETURNING id AS oid \gset
 
 -- lock_rows(): LOCK_SELECTED_CART (with the enrolment / pending-order check; aggregated here),
 -- LOCK_POINTS_ACCOUNT and LOCK_USER_COUPON, sent as one query string (one round trip) as the app does

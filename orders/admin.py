@@ -1,10 +1,10 @@
 from django.contrib import admin, messages
 
-from billing.alipay.errors import AlipayError
 from core.admin import RecordAdmin
 from core.errors import DomainError
 from orders import services
-from orders.models import CartItem, Order, OrderLine
+from orders.models import CartItem, Order, OrderLine, PaymentAttempt
+from orders.services.providers import ProviderError
 
 
 @admin.register(CartItem)
@@ -26,23 +26,39 @@ class OrderLineInline(admin.TabularInline):
         return False
 
 
+class PaymentAttemptInline(admin.TabularInline):
+    model = PaymentAttempt
+    fields = ["out_trade_no", "provider", "channel", "amount", "status", "provider_trade_no", "created_at", "paid_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Order)
 class OrderAdmin(RecordAdmin):
     list_display = ["order_no", "user", "status", "pay_amount", "created_at", "expires_at", "paid_at", "cancelled_at"]
     list_filter = ["status", "pay_type"]
     list_select_related = ["user"]
-    search_fields = ["order_no", "user__username", "trade_no"]
+    search_fields = [
+        "order_no",
+        "user__username",
+        "payment_attempts__out_trade_no",
+        "payment_attempts__provider_trade_no",
+    ]
     # Amounts and states change only through the order services (locks, ledger, coupon state).
     readonly_fields = [f.name for f in Order._meta.fields]
-    inlines = [OrderLineInline]
-    actions = ["refund_through_alipay"]
+    inlines = [OrderLineInline, PaymentAttemptInline]
+    actions = ["refund_through_provider"]
 
-    @admin.action(description="Refund selected paid orders through Alipay")
-    def refund_through_alipay(self, request, queryset) -> None:
+    @admin.action(description="Refund selected paid orders through the provider that was paid")
+    def refund_through_provider(self, request, queryset) -> None:
         for order_no in queryset.values_list("order_no", flat=True):
             try:
                 services.refund_paid_order(order_no=order_no)
-            except (DomainError, AlipayError) as exc:
+            except (DomainError, ProviderError) as exc:
                 self.message_user(request, f"{order_no}: {exc}", level=messages.ERROR)
             else:
                 self.message_user(request, f"{order_no}: refunded", level=messages.SUCCESS)

@@ -3,6 +3,7 @@ import logging
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from ninja import Header, Query, Router, Status
 from ninja.pagination import paginate
+from ninja.throttling import BaseThrottle
 
 from core.auth import jwt_auth
 from core.schemas import ErrorOut, Pagination
@@ -15,12 +16,20 @@ from orders.schemas import (
     CheckoutQuery,
     OrderFilter,
     OrderOut,
+    PayIn,
     PayOut,
     PlaceOrderIn,
     SelectionIn,
 )
 
 logger = logging.getLogger(__name__)
+
+
+def client_ip(request: HttpRequest) -> str:
+    # REMOTE_ADDR, or X-Forwarded-For behind NUM_PROXIES trusted proxies (ninja's rule, as the throttles use).
+    return BaseThrottle().get_ident(request) or ""
+
+
 cart_router = Router(tags=["cart"], auth=jwt_auth)
 
 
@@ -98,9 +107,19 @@ def cancel_order(request: HttpRequest, order_no: str):
     return selectors.get_user_order(user=request.auth, order_no=order_no)
 
 
-@orders_router.post("/{order_no}/pay", response={200: PayOut, 404: ErrorOut, 409: ErrorOut})
-def pay_order(request: HttpRequest, order_no: str):
-    return {"pay_url": services.request_payment(user=request.auth, order_no=order_no)}
+@orders_router.post(
+    "/{order_no}/pay", response={200: PayOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 503: ErrorOut}
+)
+def pay_order(request: HttpRequest, order_no: str, payload: PayIn | None = None):
+    """Opens (or reuses) a payment attempt for the provider and channel asked for."""
+    choice = payload or PayIn()
+    return services.request_payment(
+        user=request.auth,
+        order_no=order_no,
+        provider=choice.provider,
+        channel=choice.channel,
+        client_ip=client_ip(request),
+    )
 
 
 payments_router = Router(tags=["payments"], auth=None)

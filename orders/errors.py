@@ -14,3 +14,6 @@ class OrderErrorCode(ErrorCode):
     ORDER_NOT_CANCELLABLE = ("order_not_cancellable", 409)
     ORDER_NOT_PAYABLE = ("order_not_payable", 409)
     ORDER_NOT_REFUNDABLE = ("order_not_refundable", 409)
+    PAYMENT_PROVIDER_UNAVAILABLE = ("payment_provider_unavailable", 422)
+    PAYMENT_CHANNEL_INVALID = ("payment_channel_invalid", 422)
+    PAYMENT_PROVIDER_UNREACHABLE = ("payment_provider_unreachable", 503)

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 OrderCallback = Callable[[str], None]
 _order_placed: list[OrderCallback] = []
 _refund_needed: list[OrderCallback] = []
+_attempts_to_close: list[OrderCallback] = []
 
 
 def on_order_placed(callback: OrderCallback) -> None:
@@ -23,18 +24,25 @@ def on_order_placed(callback: OrderCallback) -> None:
 
 
 def on_refund_needed(callback: OrderCallback) -> None:
+    """The callback gets the out_trade_no of an attempt whose money must go back."""
     if callback not in _refund_needed:
         _refund_needed.append(callback)
 
 
-def _run_after_commit(callbacks: list[OrderCallback], order_no: str) -> None:
+def on_attempts_to_close(callback: OrderCallback) -> None:
+    """The callback gets the order_no of an order paid while other attempts of it were open."""
+    if callback not in _attempts_to_close:
+        _attempts_to_close.append(callback)
+
+
+def _run_after_commit(callbacks: list[OrderCallback], key: str) -> None:
     def run() -> None:
         for callback in callbacks:
             # An enqueue that fails (broker down) must not fail the request: the sweeper catches up.
             try:
-                callback(order_no)
+                callback(key)
             except Exception:
-                logger.exception("order event callback %s failed for %s", callback, order_no)
+                logger.exception("order event callback %s failed for %s", callback, key)
 
     transaction.on_commit(run)
 
@@ -43,9 +51,12 @@ def order_placed(order_no: str) -> None:
     _run_after_commit(_order_placed, order_no)
 
 
-def refund_needed(order_no: str) -> bool:
-    """True when a subscriber will refund asynchronously; False means the caller must do it now."""
-    if not _refund_needed:
-        return False
-    _run_after_commit(_refund_needed, order_no)
-    return True
+def refund_needed(out_trade_no: str) -> None:
+    # Without a subscriber (or with the broker down) nothing is lost: the sweeper refunds every
+    # attempt left in refund_required.
+    _run_after_commit(_refund_needed, out_trade_no)
+
+
+def attempts_to_close(order_no: str) -> None:
+    # Likewise: the sweeper closes attempts left open on orders that are no longer pending.
+    _run_after_commit(_attempts_to_close, order_no)

@@ -27,7 +27,10 @@ class Order(models.Model):
         REFUNDED = "refunded"
 
     class PayType(models.TextChoices):
+        """The buyer's first choice of provider at checkout; payment attempts may use another."""
+
         ALIPAY = "alipay"
+        WECHAT = "wechat"
 
     order_no = models.CharField(max_length=32, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
@@ -47,11 +50,8 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=20, blank=True)
+    # When an operator refunded the whole paid order.
     refunded_at = models.DateTimeField(null=True, blank=True)
-    # Set when we first sign a page-pay URL: before that no Alipay trade can exist, so expiry
-    # need not ask Alipay about it.
-    pay_requested_at = models.DateTimeField(null=True, blank=True)
-    trade_no = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -98,3 +98,70 @@ class OrderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.name}"
+
+
+class PaymentAttempt(models.Model):
+    """One try at paying an order through one provider and channel: the provider's trade, seen
+    from our side (DESIGN.md "Domain"). An order may have several (the buyer switches from Alipay
+    to WeChat Pay); the first confirmed payment of the exact amount pays the order, every other
+    open attempt is then closed, and money that arrives on another attempt anyway (or after the
+    order was cancelled) is refunded once: its refund request id is fixed per attempt."""
+
+    class Provider(models.TextChoices):
+        ALIPAY = "alipay"
+        WECHAT = "wechat"
+
+    class Channel(models.TextChoices):
+        PAGE = "page", "Alipay page pay (computer)"
+        WAP = "wap", "Alipay wap pay (phone browser)"
+        NATIVE = "native", "WeChat Pay Native (QR code)"
+        H5 = "h5", "WeChat Pay H5 (phone browser)"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        PAID = "paid"
+        CLOSED = "closed"
+        REFUND_REQUIRED = "refund_required"
+        REFUNDED = "refunded"
+
+    CHANNELS = {
+        Provider.ALIPAY: (Channel.PAGE, Channel.WAP),
+        Provider.WECHAT: (Channel.NATIVE, Channel.H5),
+    }
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payment_attempts")
+    provider = models.CharField(max_length=10, choices=Provider.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    out_trade_no = models.CharField(max_length=32, unique=True)
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    provider_trade_no = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # However notifies and queries interleave, one attempt at most is what paid the order.
+            models.UniqueConstraint(
+                fields=["order"], condition=Q(status="paid"), name="payment_attempt_one_paid_per_order"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_attempt_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(provider="alipay", channel__in=["page", "wap"])
+                | Q(provider="wechat", channel__in=["native", "h5"]),
+                name="payment_attempt_channel_of_provider",
+            ),
+        ]
+        indexes = [models.Index(fields=["order", "status"], name="payment_attempt_order_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.out_trade_no} {self.provider}/{self.channel} {self.status}"
+
+    @property
+    def refund_request_no(self) -> str:
+        """The provider refunds one request id at most once, so a retried refund never pays twice.
+        (The suffix predates attempts: a migrated order's refund keeps the id it may already have used.)"""
+        return f"{self.out_trade_no}-cancelled"

@@ -37,10 +37,19 @@ class OrderLineOut(Schema):
     price: Money
 
 
+class PaymentAttemptOut(Schema):
+    provider: Literal["alipay", "wechat"]
+    channel: Literal["page", "wap", "native", "h5"]
+    status: Literal["open", "paid", "closed", "refund_required", "refunded"]
+    amount: Money
+    created_at: datetime
+    paid_at: datetime | None
+
+
 class OrderOut(Schema):
     order_no: str
     status: Literal["pending", "paid", "cancelled", "refunded"]
-    pay_type: Literal["alipay"]
+    pay_type: Literal["alipay", "wechat"]
     subtotal: Money
     coupon_discount: Money
     points_used: int
@@ -53,14 +62,20 @@ class OrderOut(Schema):
     cancel_reason: str
     created_at: datetime
     lines: list[OrderLineOut]
+    payment_attempts: list[PaymentAttemptOut]
 
     @staticmethod
     def resolve_lines(obj) -> list:
         return list(obj.lines.all())
 
+    @staticmethod
+    def resolve_payment_attempts(obj) -> list:
+        return list(obj.payment_attempts.all())
+
 
 class PlaceOrderIn(Schema):
-    pay_type: Literal["alipay"] = "alipay"
+    # The buyer's first choice: POST /orders/{order_no}/pay may use another provider.
+    pay_type: Literal["alipay", "wechat"] = "alipay"
     user_coupon_id: int | None = Field(None, ge=1, le=2**63 - 1)
     points: int = Field(0, ge=0, le=10**12)
 
@@ -120,5 +135,21 @@ class CheckoutPreviewOut(Schema):
         ]
 
 
+class PayIn(Schema):
+    """Both optional: the order's pay_type, and that provider's usual channel on a computer
+    (Alipay page pay, WeChat Pay Native)."""
+
+    provider: Literal["alipay", "wechat"] | None = None
+    channel: Literal["page", "wap", "native", "h5"] | None = None
+
+
 class PayOut(Schema):
-    pay_url: str
+    """What the client opens: exactly one is set. `pay_url` (Alipay page or wap): navigate to it;
+    `code_url` (WeChat Pay Native): show it as a QR code for the WeChat app to scan; `h5_url`
+    (WeChat Pay H5): navigate to it in the phone's browser."""
+
+    provider: Literal["alipay", "wechat"]
+    channel: Literal["page", "wap", "native", "h5"]
+    pay_url: str | None = None
+    code_url: str | None = None
+    h5_url: str | None = None

@@ -134,7 +134,9 @@ def checkout_preview(*, user: User, user_coupon_id: int | None, points: int) -> 
 
 
 def user_orders(*, user: User, status: str | None = None) -> QuerySet[Order]:
-    orders = Order.objects.filter(user=user).prefetch_related("lines").order_by("-created_at", "-id")
+    orders = (
+        Order.objects.filter(user=user).prefetch_related("lines", "payment_attempts").order_by("-created_at", "-id")
+    )
     return orders.filter(status=status) if status else orders
 
 

@@ -28,6 +28,9 @@ class ApiClient:
         all_headers = {**self.headers, **(headers or {})}
         data = json.dumps(body) if body is not None and not isinstance(body, (str, bytes)) else body
         call = getattr(self.client, method.lower())
+        if data is None and method.upper() in ("POST", "PUT", "PATCH"):
+            # No body at all, as fetch() sends it (Django's client would send an empty multipart form).
+            return call(self.prefix + path, data=b"", content_type="application/json", headers=all_headers, **kwargs)
         if data is None:
             return call(self.prefix + path, headers=all_headers, **kwargs)
         return call(self.prefix + path, data=data, content_type="application/json", headers=all_headers, **kwargs)

@@ -21,7 +21,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from billing.alipay.keys import RsaKey, load_private_key
 from billing.models import PaymentNotification
-from orders.models import Order
+from orders.models import Order, PaymentAttempt
 from tests.conftest import ApiClient, wait_for  # noqa: F401  (re-exported for the payment tests)
 from tests.test_alipay_signing import fixture_text
 from workers import actors
@@ -119,10 +119,27 @@ def order_snapshot(order_no: str) -> dict:
     return {
         "status": order.status,
         "paid_at": order.paid_at,
-        "trade_no": order.trade_no,
         "cancelled_at": order.cancelled_at,
         "refunded_at": order.refunded_at,
+        "attempts": attempts_of(order_no),
     }
+
+
+def attempts_of(order_no: str) -> list[tuple]:
+    """The order's payment attempts: (out_trade_no, provider, channel, status, provider trade id)."""
+    return list(
+        PaymentAttempt.objects.filter(order__order_no=order_no)
+        .order_by("id")
+        .values_list("out_trade_no", "provider", "channel", "status", "provider_trade_no")
+    )
+
+
+def open_alipay_attempt(user, order_no: str, channel: str = "page") -> dict:
+    """POST /orders/{no}/pay for Alipay: the attempt a real notify needs (Alipay only ever notifies
+    about a trade opened from a URL we signed)."""
+    response = ApiClient(user).post(f"/orders/{order_no}/pay", {"provider": "alipay", "channel": channel})
+    assert response.status_code == 200, response.content
+    return response.json()
 
 
 def last_notification() -> PaymentNotification:
@@ -131,7 +148,7 @@ def last_notification() -> PaymentNotification:
 
 @contextmanager
 def refund_worker(monkeypatch) -> Iterator[RedisBroker]:
-    """A real Redis broker and a real Dramatiq worker thread for the `refund_order` actor.
+    """A real Redis broker and a real Dramatiq worker thread for the `refund_payment` actor.
 
     The broker has a namespace of its own in the test Redis database: other test runs on the same
     Redis (tests/test_expiry.py flushes and consumes the shared "dramatiq" namespace) can neither
@@ -141,9 +158,9 @@ def refund_worker(monkeypatch) -> Iterator[RedisBroker]:
         url=settings.REDIS_URL, namespace=f"payments-tests-{uuid.uuid4().hex}", socket_connect_timeout=2
     )
     broker.add_middleware(DbConnectionsMiddleware())
-    broker.declare_actor(actors.refund_order)
+    broker.declare_actor(actors.refund_payment)
     # The `refund_needed` hook workers registers enqueues through the actor's broker.
-    monkeypatch.setattr(actors.refund_order, "broker", broker)
+    monkeypatch.setattr(actors.refund_payment, "broker", broker)
     worker = Worker(broker, worker_threads=1, worker_timeout=100)
     worker.start()
     try:

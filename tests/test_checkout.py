@@ -377,9 +377,18 @@ def test_a_database_restart_mid_checkout_answers_503_and_leaves_nothing(api, use
 
 def test_body_validation(api, user):
     fill_cart(user, "10.00")
-    for body in [{"pay_type": "wechat"}, {"points": -5}, {"points": "lots"}, {"user_coupon_id": 0}, {"points": 10**13}]:
+    for body in [{"pay_type": "paypal"}, {"points": -5}, {"points": "lots"}, {"user_coupon_id": 0}, {"points": 10**13}]:
         assert_error(place(api, body), 422, "validation_error")
     assert not Order.objects.exists()
+
+
+def test_a_provider_the_shop_does_not_offer_is_refused_at_checkout(api, user, settings):
+    settings.WECHATPAY_ENABLED = False
+    fill_cart(user, "10.00")
+    before = snapshot()
+    body = assert_error(place(api, {"pay_type": "wechat"}), 422, "payment_provider_unavailable")
+    assert body["details"] == {"provider": "wechat"}
+    assert snapshot() == before
 
 
 def test_lines_keep_names_and_pictures_exactly(api, user):

@@ -13,7 +13,7 @@ from billing.dev_gateway.notify import signed_notify_params
 from billing.dev_gateway.trades import new_trade_no
 from billing.models import DevGatewayTrade, PaymentNotification, PointsAccount, PointsEntry, UserCoupon
 from core.models import Enrollment
-from orders.models import Order
+from orders.models import Order, PaymentAttempt
 from tests.conftest import ApiClient, assert_ledger_consistent, run_together
 from tests.factories import UserFactory, fill_cart, give_coupon, give_points
 from tests.payment_support import (
@@ -21,6 +21,7 @@ from tests.payment_support import (
     http,
     key_dir,
     notify_answer,
+    open_alipay_attempt,
     pay_form_action,
     place_order,
     point_gateway_at,
@@ -78,13 +79,22 @@ def assert_paid_once(user, order: Order, coupon: UserCoupon) -> None:
 
 def test_notify_and_user_cancel_racing_never_both_win(gateway, worker):
     """The buyer paid (the trade is paid at the gateway) while the user presses Cancel on an
-    order whose pay URL we never signed, so the cancel does not ask Alipay first: whoever takes
-    the order's row lock first wins, the other must see it. A lost payment is refunded."""
+    order whose only attempt is closed (Alipay had no trade when we asked: the buyer opened the
+    signed URL only later), so the cancel does not ask Alipay first: whoever takes the order's row
+    lock first wins, the other must see it. A lost payment is refunded."""
     outcomes = Counter()
     refunds_owed: list[str] = []
     for n in range(ROUNDS):
         user = UserFactory()
         order_no, coupon = order_with_holds(user, f"race-{n}")
+        PaymentAttempt.objects.create(
+            order=Order.objects.get(order_no=order_no),
+            provider="alipay",
+            channel="page",
+            out_trade_no=order_no,
+            amount=PAY_AMOUNT,
+            status="closed",
+        )
         trade = DevGatewayTrade.objects.create(
             out_trade_no=order_no,
             trade_no=new_trade_no(),
@@ -102,7 +112,8 @@ def test_notify_and_user_cancel_racing_never_both_win(gateway, worker):
         [notification] = PaymentNotification.objects.filter(out_trade_no=order_no)
         assert not (order.paid_at and order.cancelled_at)
         assert notified == (200, "success")  # either way Alipay may stop: we hold the outcome
-        assert order.trade_no == trade.trade_no
+        attempt = PaymentAttempt.objects.get(order=order)
+        assert attempt.provider_trade_no == trade.trade_no
         if order.status == "paid":
             assert notification.verdict == "paid"
             assert cancelled[0] == 409 and cancelled[1]["code"] == "order_not_cancellable", cancelled
@@ -111,6 +122,7 @@ def test_notify_and_user_cancel_racing_never_both_win(gateway, worker):
             assert order.status == "cancelled", order.status
             assert cancelled[0] == 200 and cancelled[1]["status"] == "cancelled", cancelled
             assert notification.verdict == "refund_required"
+            assert attempt.status == "refund_required"
             coupon.refresh_from_db()
             assert (coupon.status, coupon.order_id) == ("unused", None)
             assert PointsAccount.objects.get(user=user).balance == 100
@@ -123,7 +135,7 @@ def test_notify_and_user_cancel_racing_never_both_win(gateway, worker):
 
     # Every refund the notifies started is carried out at the gateway by the worker, once.
     def all_refunded() -> bool:
-        return Order.objects.filter(order_no__in=refunds_owed, refunded_at__isnull=True).count() == 0
+        return PaymentAttempt.objects.filter(out_trade_no__in=refunds_owed).exclude(status="refunded").count() == 0
 
     assert wait_for(all_refunded, timeout=20), "a payment for a cancelled order was never refunded"
     for trade in DevGatewayTrade.objects.all():
@@ -131,6 +143,7 @@ def test_notify_and_user_cancel_racing_never_both_win(gateway, worker):
         assert trade.refunded_amount == (PAY_AMOUNT if owed else Decimal("0.00")), trade.out_trade_no
         assert trade.status == ("TRADE_CLOSED" if owed else "TRADE_SUCCESS")
     assert Order.objects.filter(status="paid", refunded_at__isnull=False).count() == 0
+    assert PaymentAttempt.objects.filter(status="refunded").count() == len(refunds_owed)
 
 
 def test_resent_notify_and_cancel_after_a_real_payment_always_settle_paid(gateway, settings):
@@ -155,7 +168,8 @@ def test_resent_notify_and_cancel_after_a_real_payment_always_settle_paid(gatewa
         assert notified == (200, "success"), notified
         assert cancelled[0] == 409 and cancelled[1]["code"] == "order_not_cancellable", cancelled
         order = Order.objects.get(order_no=order_no)
-        assert (order.status, order.trade_no) == ("paid", trade.trade_no)
+        assert order.status == "paid"
+        assert PaymentAttempt.objects.get(order=order).provider_trade_no == trade.trade_no
         assert PaymentNotification.objects.get(out_trade_no=order_no).verdict in ("paid", "duplicate")
         assert_paid_once(user, order, coupon)
         trade.refresh_from_db()
@@ -167,6 +181,7 @@ def test_simultaneous_duplicate_notifies_pay_once(settings, tmp_path_factory):
     use_dev_gateway(settings, base_url=DEAD_BASE_URL, dev_key_dir=key_dir(tmp_path_factory))
     user = UserFactory()
     order_no, coupon = order_with_holds(user, "dup")
+    open_alipay_attempt(user, order_no)
     params = signed_notify_params({"out_trade_no": order_no, "total_amount": PAY_AMOUNT})
 
     results = run_together([partial(notify_job, params)] * 8)
@@ -175,6 +190,7 @@ def test_simultaneous_duplicate_notifies_pay_once(settings, tmp_path_factory):
     verdicts = Counter(PaymentNotification.objects.values_list("verdict", flat=True))
     assert verdicts == {"paid": 1, "duplicate": 7}
     order = Order.objects.get(order_no=order_no)
-    assert (order.status, order.trade_no) == ("paid", params["trade_no"])
+    assert order.status == "paid"
+    assert PaymentAttempt.objects.get(order=order).provider_trade_no == params["trade_no"]
     assert_paid_once(user, order, coupon)
     assert_ledger_consistent()

@@ -15,7 +15,6 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from billing.alipay.errors import AlipayError
 from billing.alipay.formats import beijing_time
 from billing.alipay.signing import verify_request
 from billing.dev_gateway import keys as dev_keys
@@ -23,7 +22,8 @@ from billing.dev_gateway.notify import signed_notify_params, signed_return_param
 from billing.models import DevGatewayTrade, PaymentNotification, PointsAccount, PointsEntry, UserCoupon
 from core.models import Enrollment
 from orders import events, services
-from orders.models import CartItem, Order
+from orders.models import CartItem, Order, PaymentAttempt
+from orders.services.providers import ProviderError
 from tests.conftest import ApiClient, assert_error, assert_ledger_consistent
 from tests.factories import CourseFactory, UserFactory, fill_cart, give_coupon, give_points
 from tests.payment_support import (
@@ -32,9 +32,11 @@ from tests.payment_support import (
     FOREIGN_APP_ID,
     FRONTEND_URL,
     RETURN_PATH,
+    attempts_of,
     key_dir,
     last_notification,
     notify_answer,
+    open_alipay_attempt,
     order_snapshot,
     other_private_key,
     place_order,
@@ -55,12 +57,14 @@ def alipay_settings(settings, tmp_path_factory):
 
 
 def pending_order(user, key: str = "k") -> tuple[dict, UserCoupon]:
-    """A pending order holding a coupon (20.00 off) and 30 points (3.00 off): pays 134.99."""
+    """A pending order holding a coupon (20.00 off) and 30 points (3.00 off): pays 134.99, with its
+    Alipay page-pay attempt open (out_trade_no = order_no)."""
     fill_cart(user, "100.00", "57.99")
     coupon = give_coupon(user, threshold="0.00")
     give_points(user, 100)
     order = place_order(user, key, user_coupon_id=coupon.pk, points=30)
     assert (order["status"], order["pay_amount"]) == ("pending", "134.99")
+    open_alipay_attempt(user, order["order_no"])
     return order, coupon
 
 
@@ -87,11 +91,20 @@ def assert_untouched(user, order: dict, coupon: UserCoupon, before: dict) -> Non
 
 
 def test_pay_answers_a_signed_page_pay_url_for_a_pending_order(api, user, settings):
-    order, _ = pending_order(user)
+    fill_cart(user, "100.00", "57.99")
+    coupon = give_coupon(user, threshold="0.00")
+    give_points(user, 100)
+    order = place_order(user, user_coupon_id=coupon.pk, points=30)
     before = timezone.now()
-    response = api.post(f"/orders/{order['order_no']}/pay")
+    response = api.post(f"/orders/{order['order_no']}/pay")  # no body: the order's pay_type, page pay
     assert response.status_code == 200, response.content
-    assert set(response.json()) == {"pay_url"}
+    assert response.json() | {"pay_url": "-"} == {
+        "provider": "alipay",
+        "channel": "page",
+        "pay_url": "-",
+        "code_url": None,
+        "h5_url": None,
+    }
     url = response.json()["pay_url"]
 
     parts = urlsplit(url)
@@ -118,23 +131,27 @@ def test_pay_answers_a_signed_page_pay_url_for_a_pending_order(api, user, settin
     assert len(biz["time_expire"]) == len("2026-01-01 00:00:00")
     assert biz["subject"] == f"{stored.lines.first().name} 等2门课程"
 
-    assert before <= stored.pay_requested_at <= timezone.now()
-    # Asking again gives a URL for the same trade and keeps the first request time.
-    again = api.post(f"/orders/{order['order_no']}/pay")
-    assert again.status_code == 200
-    assert json.loads(query_params(again.json()["pay_url"])["biz_content"])["total_amount"] == "134.99"
-    assert Order.objects.get(order_no=order["order_no"]).pay_requested_at == stored.pay_requested_at
+    attempt = PaymentAttempt.objects.get(order=stored)
+    assert (attempt.out_trade_no, attempt.amount, attempt.status) == (order["order_no"], Decimal("134.99"), "open")
+    assert before <= attempt.created_at <= timezone.now()
+    # Asking again, with or without a body, gives a URL for the same trade: the attempt is reused.
+    for body in (None, {"provider": "alipay", "channel": "page"}):
+        again = api.post(f"/orders/{order['order_no']}/pay", body)
+        assert again.status_code == 200
+        assert json.loads(query_params(again.json()["pay_url"])["biz_content"])["out_trade_no"] == order["order_no"]
+    assert attempts_of(order["order_no"]) == [(order["order_no"], "alipay", "page", "open", "")]
     assert Order.objects.get(order_no=order["order_no"]).status == "pending"
 
 
-def test_pay_url_subject_of_a_single_course_order_is_its_name(api, user):
-    course = CourseFactory(name="Python 入门 + 进阶 a=b&c", price="9.90")
+def test_pay_url_subject_of_a_single_course_order_is_its_name_without_what_alipay_forbids(api, user):
+    # Alipay forbids `/`, `=` and `&` in subject: they become spaces.
+    course = CourseFactory(name="Python 入门 + 进阶 a=b&c/d", price="9.90")
     api.post("/cart/items", {"course_id": course.pk})
     order = place_order(user)
     params = query_params(api.post(f"/orders/{order['order_no']}/pay").json()["pay_url"])
     assert verify_request(params, dev_keys.app_public_key())
     biz = json.loads(params["biz_content"])
-    assert (biz["subject"], biz["total_amount"]) == ("Python 入门 + 进阶 a=b&c", "9.90")
+    assert (biz["subject"], biz["total_amount"]) == ("Python 入门 + 进阶 a b c d", "9.90")
 
 
 def test_pay_refuses_paid_cancelled_and_overdue_orders(api, user):
@@ -166,7 +183,7 @@ def test_pay_refuses_paid_cancelled_and_overdue_orders(api, user):
     assert body["details"]["status"] == "pending"
 
     for order_no in (free["order_no"], cancelled["order_no"], overdue["order_no"]):
-        assert Order.objects.get(order_no=order_no).pay_requested_at is None
+        assert attempts_of(order_no) == []
     assert Order.objects.get(order_no=overdue["order_no"]).status == "pending"
 
 
@@ -177,7 +194,7 @@ def test_pay_for_another_users_order_is_404_and_needs_a_token(api, user, other_u
     assert_error(ApiClient().post(f"/orders/{theirs['order_no']}/pay"), 401, "not_authenticated")
     bad_token = ApiClient().post(f"/orders/{theirs['order_no']}/pay", headers={"Authorization": "Bearer nope"})
     assert bad_token.status_code == 401
-    assert Order.objects.get(order_no=theirs["order_no"]).pay_requested_at is None
+    assert len(attempts_of(theirs["order_no"])) == 1  # the owner's own, opened by pending_order
 
 
 # POST /payments/alipay/notify: paying ---------------------------------------------------------
@@ -198,7 +215,7 @@ def test_valid_notify_pays_the_order(api, user):
     assert notify_answer(response) == "success"
     stored = Order.objects.get(order_no=order_no)
     assert stored.status == "paid"
-    assert stored.trade_no == params["trade_no"]
+    assert attempts_of(order_no) == [(order_no, "alipay", "page", "paid", params["trade_no"])]
     assert stored.paid_at is not None and stored.cancelled_at is None
     enrolled = Enrollment.objects.filter(user=user).order_by("course_id")
     assert [(e.course_id, e.order_id) for e in enrolled] == [(cid, stored.pk) for cid in line_course_ids]
@@ -250,7 +267,8 @@ def test_duplicate_notifies_answer_success_and_change_nothing_more(user):
         "duplicate",
     ]
     stored = Order.objects.get(order_no=order["order_no"])
-    assert (stored.status, stored.paid_at, stored.trade_no) == ("paid", paid_at, params["trade_no"])
+    assert (stored.status, stored.paid_at) == ("paid", paid_at)
+    assert attempts_of(order["order_no"])[0][3:] == ("paid", params["trade_no"])
     assert Enrollment.objects.filter(user=user).count() == 2
     assert PointsEntry.objects.filter(reason=PointsEntry.Reason.ORDER_EARNED).count() == 1
     assert points_balance(user) == 204
@@ -459,7 +477,7 @@ def test_expiry_never_guesses_when_alipay_cannot_be_asked(api, user):
     Order.objects.filter(order_no=order["order_no"]).update(expires_at=timezone.now() - timedelta(seconds=1))
     before = order_snapshot(order["order_no"])
 
-    with pytest.raises(AlipayError):
+    with pytest.raises(ProviderError):
         services.cancel_expired_order(order_no=order["order_no"])
     report = services.sweep_overdue_orders()
     assert (report.outcomes, report.failed) == ({}, 1)
@@ -490,13 +508,9 @@ def test_notify_for_a_cancelled_order_is_recorded_and_a_refund_is_started(
     notification = PaymentNotification.objects.get()
     assert (notification.verdict, notification.order.order_no) == ("refund_required", order_no)
     stored = Order.objects.get(order_no=order_no)
-    # Still cancelled, but the trade number is kept so the money can be given back.
-    assert (stored.status, stored.trade_no, stored.paid_at, stored.refunded_at) == (
-        "cancelled",
-        params["trade_no"],
-        None,
-        None,
-    )
+    assert (stored.status, stored.paid_at, stored.refunded_at) == ("cancelled", None, None)
+    # The attempt keeps the trade number so the money can be given back.
+    assert attempts_of(order_no) == [(order_no, "alipay", "page", "refund_required", params["trade_no"])]
     coupon.refresh_from_db()
     assert (coupon.status, coupon.order_id) == ("unused", None)
     assert points_balance(user) == 100
@@ -504,14 +518,7 @@ def test_notify_for_a_cancelled_order_is_recorded_and_a_refund_is_started(
     assert not PointsEntry.objects.filter(reason=PointsEntry.Reason.ORDER_EARNED).exists()
     assert_ledger_consistent()
 
-    # Alipay resends: still owed, so still refund_required (the refund is idempotent per order).
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert notify_answer(post_notify(params)) == "success"
-    assert len(callbacks) == 1
-    assert last_notification().verdict == "refund_required"
-
-    # Once refunded, a resend is only a duplicate.
-    Order.objects.filter(order_no=order_no).update(refunded_at=timezone.now())
+    # Alipay resends: the refund is already owed (and retried by the worker and the sweeper).
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert notify_answer(post_notify(params)) == "success"
     assert callbacks == []
@@ -519,17 +526,19 @@ def test_notify_for_a_cancelled_order_is_recorded_and_a_refund_is_started(
     assert Order.objects.get(order_no=order_no).status == "cancelled"
 
 
-def test_notify_for_a_cancelled_order_answers_failure_when_the_refund_cannot_start(user, monkeypatch):
-    """No worker subscribed and Alipay unreachable: Alipay must send the notify again."""
+def test_money_owed_back_is_kept_until_the_sweeper_refunds_it(user, monkeypatch):
+    """No worker subscribed and Alipay unreachable: the notify is still answered (the refund is
+    recorded as owed, durably), and every sweep tries the refund again until it goes through."""
     monkeypatch.setattr(events, "_refund_needed", [])
     order, _ = pending_order(user)
     assert ApiClient(user).post(f"/orders/{order['order_no']}/cancel").status_code == 200
     params = notify_for(order)
-    assert notify_answer(post_notify(params)) == "failure"
-    notification = last_notification()
-    assert notification.verdict == "refund_required"
-    stored = Order.objects.get(order_no=order["order_no"])
-    assert (stored.status, stored.trade_no, stored.refunded_at) == ("cancelled", params["trade_no"], None)
+    assert notify_answer(post_notify(params)) == "success"
+    assert last_notification().verdict == "refund_required"
+    report = services.sweep_overdue_orders()
+    assert (report.refunded, report.failed) == (0, 1)
+    assert attempts_of(order["order_no"])[0][3] == "refund_required"
+    assert Order.objects.get(order_no=order["order_no"]).status == "cancelled"
 
 
 # GET /payments/alipay/return ------------------------------------------------------------------

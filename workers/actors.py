@@ -34,14 +34,23 @@ def cancel_expired_order(order_no: str) -> None:
 @dramatiq.actor(queue_name=EXPIRY_QUEUE, max_retries=0, time_limit=600_000)
 def sweep_overdue_orders() -> None:
     report = services.sweep_overdue_orders()
-    if report.outcomes or report.refunded or report.failed:
-        logger.info("sweep: %s refunded=%d failed=%d", report.outcomes, report.refunded, report.failed)
+    if report.outcomes or report.refunded or report.closed or report.failed:
+        logger.info(
+            "sweep: %s refunded=%d closed=%d failed=%d", report.outcomes, report.refunded, report.closed, report.failed
+        )
 
 
 @dramatiq.actor(queue_name=REFUND_QUEUE, max_retries=20, min_backoff=5_000, max_backoff=3_600_000, time_limit=120_000)
-def refund_order(order_no: str) -> None:
-    """Refunds money that arrived for an order already cancelled (the notify-after-cancel case)."""
-    services.refund_cancelled_payment(order_no=order_no)
+def refund_payment(out_trade_no: str) -> None:
+    """Refunds money that arrived on a payment attempt where it was not wanted: an order already
+    cancelled, or already paid through another attempt."""
+    services.refund_stray_payment(out_trade_no=out_trade_no)
+
+
+@dramatiq.actor(queue_name=REFUND_QUEUE, max_retries=20, min_backoff=5_000, max_backoff=3_600_000, time_limit=120_000)
+def close_open_attempts(order_no: str) -> None:
+    """Closes the other open attempts of an order one attempt just paid."""
+    services.close_open_attempts(order_no=order_no)
 
 
 def schedule_expiry(order_no: str, delay: timedelta | None = None) -> None:
@@ -50,5 +59,9 @@ def schedule_expiry(order_no: str, delay: timedelta | None = None) -> None:
     cancel_expired_order.send_with_options(args=(order_no,), delay=max(delay, timedelta(0)) + EXPIRY_SLACK)
 
 
-def enqueue_refund(order_no: str) -> None:
-    refund_order.send(order_no)
+def enqueue_refund(out_trade_no: str) -> None:
+    refund_payment.send(out_trade_no)
+
+
+def enqueue_close_attempts(order_no: str) -> None:
+    close_open_attempts.send(order_no)

@@ -13,6 +13,7 @@ class WorkersConfig(AppConfig):
         # The seam of DESIGN.md "Layout": orders announces, workers enqueues.
         events.on_order_placed(actors.schedule_expiry)
         events.on_refund_needed(actors.enqueue_refund)
+        events.on_attempts_to_close(actors.enqueue_close_attempts)
         if settings.RUN_EMBEDDED_WORKER:
             from workers.embedded import start_embedded_worker
 

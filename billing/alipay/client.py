@@ -78,10 +78,43 @@ class AlipayClient:
     # Browser flow -----------------------------------------------------------------------------
 
     def page_pay_url(self, *, out_trade_no: str, total_amount: Decimal, subject: str, time_expire: datetime) -> str:
-        """The signed URL that sends the buyer's browser to Alipay's cashier page."""
+        """The signed URL that sends a computer's browser to Alipay's cashier page."""
+        return self._browser_pay_url(
+            "alipay.trade.page.pay",
+            {"product_code": "FAST_INSTANT_TRADE_PAY"},
+            out_trade_no=out_trade_no,
+            total_amount=total_amount,
+            subject=subject,
+            time_expire=time_expire,
+        )
+
+    def wap_pay_url(
+        self, *, out_trade_no: str, total_amount: Decimal, subject: str, time_expire: datetime, quit_url: str
+    ) -> str:
+        """The signed URL of Alipay's cashier for a phone's browser (手机网站支付), which opens the
+        Alipay app when it is installed; `quit_url` is where the buyer's "back" goes."""
+        return self._browser_pay_url(
+            "alipay.trade.wap.pay",
+            {"product_code": "QUICK_WAP_WAY", "quit_url": quit_url},
+            out_trade_no=out_trade_no,
+            total_amount=total_amount,
+            subject=subject,
+            time_expire=time_expire,
+        )
+
+    def _browser_pay_url(
+        self,
+        method: str,
+        product: dict[str, str],
+        *,
+        out_trade_no: str,
+        total_amount: Decimal,
+        subject: str,
+        time_expire: datetime,
+    ) -> str:
         if total_amount <= 0:
             raise ValueError("Alipay takes no trade of 0.00; settle free orders without it.")
-        params = self._common_params("alipay.trade.page.pay")
+        params = self._common_params(method)
         params["notify_url"] = self.notify_url
         params["return_url"] = self.return_url
         params["biz_content"] = compact_json(
@@ -89,7 +122,7 @@ class AlipayClient:
                 "out_trade_no": out_trade_no,
                 "total_amount": format_amount(total_amount),
                 "subject": subject,
-                "product_code": "FAST_INSTANT_TRADE_PAY",
+                **product,
                 # Alipay closes the trade itself at our deadline, so a buyer cannot pay an
                 # order we have already cancelled.
                 "time_expire": beijing_time(time_expire),

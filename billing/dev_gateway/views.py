@@ -28,6 +28,9 @@ from billing.dev_gateway.trades import GatewayRefusal
 from billing.models import DevGatewayTrade
 
 PAGE_PAY = "alipay.trade.page.pay"
+WAP_PAY = "alipay.trade.wap.pay"
+# Each browser method and the product_code Alipay requires with it.
+BROWSER_PRODUCTS = {PAGE_PAY: "FAST_INSTANT_TRADE_PAY", WAP_PAY: "QUICK_WAP_WAY"}
 BUYER_LOGON_ID = "dev***@example.com"
 MAX_AMOUNT = Decimal("100000000.00")
 # Alipay's rule for merchant order numbers.
@@ -47,8 +50,8 @@ def gateway(request: HttpRequest) -> HttpResponse:
     # Alipay's SDKs put the common parameters in the query string and biz_content in the body.
     params = {**request.GET.dict(), **request.POST.dict()}
     method = params.get("method", "")
-    if method == PAGE_PAY:
-        return _page_pay(request, params)
+    if method in BROWSER_PRODUCTS:
+        return _browser_pay(request, params, product_code=BROWSER_PRODUCTS[method])
     answer_for = API_METHODS.get(method)
     if answer_for is None:
         return signed_answer("", _invalid("isv.invalid-method", f"不存在的方法名 (unknown method {method!r})"))
@@ -80,14 +83,14 @@ def pay(request: HttpRequest, out_trade_no: str) -> HttpResponse:
     return HttpResponseRedirect(return_redirect_url(trade))
 
 
-# Page pay (browser) ---------------------------------------------------------------------------
+# Page and wap pay (browser) ------------------------------------------------------------------
 
 
-def _page_pay(request: HttpRequest, params: dict[str, str]) -> HttpResponse:
+def _browser_pay(request: HttpRequest, params: dict[str, str], *, product_code: str) -> HttpResponse:
     try:
         biz = _checked_biz_content(params)
-        if biz.get("product_code") != "FAST_INSTANT_TRADE_PAY":
-            raise _invalid_parameter("product_code must be FAST_INSTANT_TRADE_PAY")
+        if biz.get("product_code") != product_code:
+            raise _invalid_parameter(f"product_code must be {product_code}")
         amount = _amount(biz, "total_amount")
         if amount > MAX_AMOUNT:
             raise _invalid_parameter("total_amount is above 100000000.00")

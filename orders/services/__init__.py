@@ -3,14 +3,16 @@
 from orders.services.cancellation import cancel_expired_order, cancel_order, overdue_order_numbers
 from orders.services.cart import add_to_cart, remove_cart_item, set_cart_item_selected, set_cart_selection
 from orders.services.checkout import Placement, place_order
+from orders.services.notifies import handle_alipay_notify, handle_alipay_return
 from orders.services.payment import (
+    check_payable_with,
+    close_open_attempts,
     frontend_order_url,
-    handle_alipay_notify,
-    handle_alipay_return,
-    refund_cancelled_payment,
-    refund_paid_order,
+    refund_stray_payment,
     request_payment,
+    settle_payment,
 )
+from orders.services.refunds import refund_paid_order
 from orders.services.settlement import lock_order, settle_paid_order
 from orders.services.sweeper import SweepReport, sweep_overdue_orders
 
@@ -23,7 +25,10 @@ __all__ = [
     "handle_alipay_notify",
     "handle_alipay_return",
     "overdue_order_numbers",
-    "refund_cancelled_payment",
+    "check_payable_with",
+    "close_open_attempts",
+    "refund_stray_payment",
+    "settle_payment",
     "refund_paid_order",
     "request_payment",
     "lock_order",

@@ -1,7 +1,7 @@
 """Cancelling pending orders, by the user or at the deadline (DESIGN.md "Expiry").
 
-Alipay is asked before an order that may have a trade is cancelled: a trade that was paid
-settles the order instead, an unpaid one is closed so it can no longer be paid. The network
+Every open payment attempt is asked about before its order is cancelled: a paid one settles the
+order instead, an unpaid one is closed at its provider so it can no longer be paid. The network
 calls happen outside the order's row lock; the state is re-checked once the lock is held.
 """
 
@@ -11,19 +11,19 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from billing.alipay.client import get_alipay_client
-from billing.alipay.errors import AlipayError
 from core.errors import DomainError
 from core.models import User
 from orders.errors import OrderErrorCode
-from orders.models import Order
-from orders.services.payment import settle_trade
+from orders.models import Order, PaymentAttempt
+from orders.services.payment import settle_or_close
+from orders.services.providers import ProviderError
 from orders.services.settlement import cancel_locked_orders, lock_order
 
 logger = logging.getLogger(__name__)
-TRADE_STATUS_ERROR = "ACQ.TRADE_STATUS_ERROR"
+OPEN = PaymentAttempt.Status.OPEN
 
 
 @dataclass(frozen=True)
@@ -40,80 +40,70 @@ def _not_cancellable(order: Order) -> DomainError:
     )
 
 
-def settle_or_close_trade(*, order: Order) -> bool:
-    """Asks Alipay about the order's trade. True when it was paid (and the order is now settled);
-    False when no payment can arrive any more (no trade, or the trade is closed now)."""
-    client = get_alipay_client()
-    trade = client.query_trade(out_trade_no=order.order_no)
-    if trade is not None and trade.is_paid:
-        settle_trade(order_no=order.order_no, trade_no=trade.trade_no, total_amount=trade.total_amount)
-        return True
-    if trade is None:
-        return False
-    try:
-        client.close_trade(out_trade_no=order.order_no)
-    except AlipayError as exc:
-        if exc.sub_code != TRADE_STATUS_ERROR:
-            raise
-        # Paid between our query and our close: settle it after all.
-        trade = client.query_trade(out_trade_no=order.order_no)
-        if trade is not None and trade.is_paid:
-            settle_trade(order_no=order.order_no, trade_no=trade.trade_no, total_amount=trade.total_amount)
-            return True
-    return False
-
-
-def _cancel(*, order_no: str, reason: str, user: User | None, alipay_must_answer: bool) -> Outcome:
+def _cancel(*, order_no: str, reason: str, user: User | None, providers_must_answer: bool) -> Outcome:
     scope = {"user": user} if user else {}
-    asked_alipay = False
+    asked: set[str] = set()
     while True:
         order = Order.objects.filter(order_no=order_no, **scope).first()
         if order is None:
             raise DomainError(OrderErrorCode.ORDER_NOT_FOUND, f"Order {order_no} does not exist.")
         if order.status != Order.Status.PENDING:
             return Outcome("skipped", order)
-        if order.pay_requested_at is not None and not asked_alipay:
-            asked_alipay = True
+        for attempt in order.payment_attempts.filter(status=OPEN).exclude(out_trade_no__in=asked):
+            asked.add(attempt.out_trade_no)
+            attempt.order = order
             try:
-                if settle_or_close_trade(order=order):
+                if settle_or_close(attempt):
                     order.refresh_from_db()
-                    return Outcome("paid", order)
-            except AlipayError:
-                if alipay_must_answer:
+                    if order.status != Order.Status.PENDING:
+                        return Outcome("paid", order)
+            except ProviderError:
+                if providers_must_answer:
                     raise
-                # The user asked to cancel: do it. Should the buyer have paid after all, the notify
-                # finds a cancelled order and the money goes back (DESIGN.md "Order states").
-                logger.warning("Alipay unreachable while cancelling %s; cancelling anyway", order_no, exc_info=True)
+                # The user asked to cancel: do it. Should the buyer have paid after all, the
+                # notify finds a cancelled order and the money goes back (DESIGN.md "Order states").
+                logger.warning("provider unreachable while cancelling %s; cancelling anyway", order_no, exc_info=True)
         with transaction.atomic():
             order = lock_order(order_no=order_no)
             if order.status != Order.Status.PENDING:
                 return Outcome("skipped", order)
-            if order.pay_requested_at is not None and not asked_alipay:
-                continue  # a pay URL was signed since we looked: ask Alipay first after all
+            # An attempt opened since we looked committed under this lock: ask about it first.
+            if order.payment_attempts.filter(status=OPEN).exclude(out_trade_no__in=asked).exists():
+                continue
             cancel_locked_orders(orders=[order], reason=reason)
             return Outcome("cancelled", order)
 
 
 def cancel_order(*, user: User, order_no: str) -> Order:
     """The user cancels their pending order: 404 for someone else's, 409 unless pending."""
-    outcome = _cancel(order_no=order_no, reason="user", user=user, alipay_must_answer=False)
+    outcome = _cancel(order_no=order_no, reason="user", user=user, providers_must_answer=False)
     if outcome.result != "cancelled":
         raise _not_cancellable(outcome.order)
     return outcome.order
 
 
 def cancel_overdue_orders_without_trade(*, limit: int) -> list[str]:
-    """Cancels up to `limit` overdue pending orders that cannot have an Alipay trade (no pay URL
-    was ever signed for them), set-based: a fixed number of statements per batch. Rows another
-    transaction holds (a payment, a user's cancel) are skipped, not waited for; whoever holds
-    them decides, and a later batch or message sees the result."""
+    """Cancels up to `limit` overdue pending orders that cannot be paid any more (no open payment
+    attempt), set-based: a fixed number of statements per batch. Rows another transaction holds
+    (a payment, a user's cancel) are skipped, not waited for; whoever holds them decides, and a
+    later batch or message sees the result."""
+    open_attempts = PaymentAttempt.objects.filter(order=OuterRef("pk"), status=OPEN)
     with transaction.atomic():
         batch = list(
             Order.objects.select_for_update(skip_locked=True)
-            .filter(status=Order.Status.PENDING, expires_at__lte=timezone.now(), pay_requested_at__isnull=True)
+            .filter(status=Order.Status.PENDING, expires_at__lte=timezone.now())
+            .filter(~Exists(open_attempts))
             .order_by("pk")
             .only("pk", "order_no", "status", "user_id", "points_used")[:limit]
         )
+        # Checked again now that the rows are ours: a pay request opens its attempt under the
+        # order's lock, so one that committed before we locked is visible to this statement.
+        reopened = set(
+            PaymentAttempt.objects.filter(order_id__in=[o.pk for o in batch], status=OPEN).values_list(
+                "order_id", flat=True
+            )
+        )
+        batch = [order for order in batch if order.pk not in reopened]
         if batch:
             cancel_locked_orders(orders=batch, reason="expired")
     return [order.order_no for order in batch]
@@ -139,21 +129,21 @@ def _drain_due_orders_without_trade(*, order_no: str) -> bool:
 
 def cancel_expired_order(*, order_no: str) -> str:
     """Cancels the order if it is still pending past its deadline. Idempotent: a paid, cancelled
-    or not-yet-due order is left alone. Raises AlipayError when Alipay cannot be asked, so the
-    message is retried (and the sweeper tries again) rather than guessing.
+    or not-yet-due order is left alone. Raises ProviderError when a provider cannot be asked, so
+    the message is retried (and the sweeper tries again) rather than guessing.
 
-    An order with no Alipay trade is cancelled in a batch with the other such orders due now:
+    An order with no open payment attempt is cancelled in a batch with the other such orders due now:
     when many orders expire in the same second, the first messages do the work in a few
     statements and the rest find their order already cancelled."""
-    order = Order.objects.filter(order_no=order_no).only("status", "expires_at", "pay_requested_at").first()
+    order = Order.objects.filter(order_no=order_no).only("status", "expires_at").first()
     if order is None or order.status != Order.Status.PENDING:
         return "skipped"
     if order.expires_at > timezone.now():
         return "not_due"
-    if order.pay_requested_at is None and _drain_due_orders_without_trade(order_no=order_no):
+    if not order.payment_attempts.filter(status=OPEN).exists() and _drain_due_orders_without_trade(order_no=order_no):
         return "cancelled"
     try:
-        return _cancel(order_no=order_no, reason="expired", user=None, alipay_must_answer=True).result
+        return _cancel(order_no=order_no, reason="expired", user=None, providers_must_answer=True).result
     except DomainError:
         return "skipped"
 

@@ -22,6 +22,7 @@ from orders.models import Order
 from orders.pricing import Quote, coupon_terms, quote
 from orders.selectors import already_purchased
 from orders.services import checkout_sql
+from orders.services.payment import check_payable_with
 from orders.services.settlement import settle_paid_order
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def place_order(
     *, user: User, idempotency_key: str | None, pay_type: str, user_coupon_id: int | None, points: int
 ) -> Placement:
     key = check_idempotency_key(idempotency_key)
+    check_payable_with(provider=pay_type)
     fingerprint = request_fingerprint(pay_type=pay_type, user_coupon_id=user_coupon_id, points=points)
     now = timezone.now()
     order = Order(
@@ -178,12 +180,13 @@ def _fill_order(*, order: Order, user_coupon_id: int | None, points: int) -> Non
     order.pay_amount = priced.pay_amount
     order.user_coupon = user_coupon
     checkout_sql.apply_order(order=order, lines=lines, cart_item_ids=locked.cart_item_ids)
-    # The response is built from these objects: the order and its lines need no second read.
-    order._prefetched_objects_cache = {"lines": lines}
+    # The response is built from these objects: the order and its lines need no second read, and
+    # a new order has no payment attempt yet.
+    order._prefetched_objects_cache = {"lines": lines, "payment_attempts": []}
     if user_coupon is not None:
         user_coupon.status, user_coupon.order = UserCoupon.Status.LOCKED, order
     if order.pay_amount == 0:
-        # Nothing to pay: the order is paid at once, with no Alipay trade.
-        settle_paid_order(order=order, trade_no="", course_ids=[line.course_id for line in lines])
+        # Nothing to pay: the order is paid at once, with no payment attempt.
+        settle_paid_order(order=order, course_ids=[line.course_id for line in lines])
     else:
         events.order_placed(order.order_no)

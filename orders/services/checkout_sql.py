@@ -29,8 +29,8 @@ class LockedRows:
 
 INSERT_ORDER = """
 INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used,
-    points_discount, pay_amount, idempotency_key, request_fingerprint, expires_at, cancel_reason, trade_no, created_at)
-VALUES (%s, %s, 'pending', %s, 0, 0, 0, 0, 0, %s, %s, %s, '', '', %s)
+    points_discount, pay_amount, idempotency_key, request_fingerprint, expires_at, cancel_reason, created_at)
+VALUES (%s, %s, 'pending', %s, 0, 0, 0, 0, 0, %s, %s, %s, '', %s)
 RETURNING id"""
 
 # The selected cart, locked, with what check_not_owned would say about each course: enrolled, or

@@ -1,8 +1,14 @@
-"""Alipay payment of orders: the pay URL, the notify (the source of truth), the browser return,
-and the refund of money that arrived for an order we had already cancelled."""
+"""Paying orders through payment attempts (DESIGN.md "Order states", "Domain"): opening an attempt
+at a provider, the one settle path every confirmed payment takes, closing the attempts that
+did not pay, and refunding money that arrived where it was not wanted.
+
+Every change of an attempt runs under its order's row lock, taken first: a payment on one
+attempt, a payment on another, an expiry and a user's cancel are serialised by that one row.
+"""
 
 import logging
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
@@ -10,144 +16,192 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing import services as billing
-from billing.alipay.client import PAID_STATUSES, get_alipay_client
-from billing.alipay.errors import AlipayError
-from billing.alipay.formats import parse_amount
-from billing.models import PaymentNotification, PointsEntry
+from billing.models import PaymentNotification
 from core.errors import DomainError
-from core.models import Enrollment, User
+from core.models import User
 from orders import events
 from orders.errors import OrderErrorCode
-from orders.models import Order
-from orders.services.settlement import earned_points, lock_order, settle_paid_order
+from orders.models import Order, PaymentAttempt
+from orders.services.providers import PaymentStart, ProviderError, StartRequest, provider_enabled, provider_for
+from orders.services.settlement import lock_order, settle_paid_order
 
 logger = logging.getLogger(__name__)
 Verdict = PaymentNotification.Verdict
+Attempt = PaymentAttempt
+# Alipay forbids these in `subject`; WeChat's `description` takes them, but one cleaning serves both.
+SUBJECT_FORBIDDEN = re.compile(r"[/=&]")
+DEFAULT_CHANNEL = {Attempt.Provider.ALIPAY: Attempt.Channel.PAGE, Attempt.Provider.WECHAT: Attempt.Channel.NATIVE}
 
 
 def order_subject(order: Order) -> str:
     names = [line.name for line in order.lines.all()]
     subject = names[0] if len(names) == 1 else f"{names[0]} 等{len(names)}门课程"
-    return subject[:128]
+    return SUBJECT_FORBIDDEN.sub(" ", subject)[:127]
 
 
-def request_payment(*, user: User, order_no: str) -> str:
-    """The signed page-pay URL for a pending order before its deadline."""
+def request_payment(
+    *, user: User, order_no: str, provider: str | None, channel: str | None, client_ip: str
+) -> PaymentStart:
+    """What the buyer's client opens to pay a pending order before its deadline: an open attempt
+    for this provider and channel (reused when asked again), started at the provider."""
     with transaction.atomic():
         order = lock_order(order_no=order_no, user=user)
+        provider = provider or order.pay_type
+        channel = channel or DEFAULT_CHANNEL[provider]
+        check_payable_with(provider=provider, channel=channel)
         if order.status != Order.Status.PENDING or order.expires_at <= timezone.now():
             raise DomainError(
                 OrderErrorCode.ORDER_NOT_PAYABLE,
                 f"Order {order_no} can no longer be paid ({order.status}).",
                 details={"status": order.status, "expires_at": order.expires_at.isoformat()},
             )
-        if order.pay_requested_at is None:
-            # Under the row lock: expiry reads this to know whether Alipay may hold a trade.
-            order.pay_requested_at = timezone.now()
-            order.save(update_fields=["pay_requested_at"])
-    return get_alipay_client().page_pay_url(
-        out_trade_no=order.order_no,
-        total_amount=order.pay_amount,
+        attempt = _open_attempt(order=order, provider=provider, channel=channel)
+    start = StartRequest(
+        attempt=attempt,
         subject=order_subject(order),
-        time_expire=order.expires_at,
+        expires_at=order.expires_at,
+        client_ip=client_ip,
+        quit_url=frontend_order_url(order.order_no, outcome="quit"),
+    )
+    try:
+        return provider_for(provider).start(start)
+    except ProviderError as exc:
+        logger.warning("starting %s failed: %s", attempt.out_trade_no, exc)
+        raise DomainError(
+            OrderErrorCode.PAYMENT_PROVIDER_UNREACHABLE,
+            "The payment provider did not answer; try again in a moment.",
+            details={"provider": provider},
+        ) from exc
+
+
+def check_payable_with(*, provider: str, channel: str | None = None) -> None:
+    if not provider_enabled(provider):
+        raise DomainError(
+            OrderErrorCode.PAYMENT_PROVIDER_UNAVAILABLE,
+            f"{provider} is not offered by this shop.",
+            details={"provider": provider},
+        )
+    if channel is not None and channel not in Attempt.CHANNELS[provider]:
+        raise DomainError(
+            OrderErrorCode.PAYMENT_CHANNEL_INVALID,
+            f"{provider} has no {channel} channel.",
+            details={"provider": provider, "channels": list(Attempt.CHANNELS[provider])},
+        )
+
+
+def _open_attempt(*, order: Order, provider: str, channel: str) -> PaymentAttempt:
+    attempts = list(order.payment_attempts.all())
+    for attempt in attempts:
+        if (attempt.provider, attempt.channel, attempt.status) == (provider, channel, Attempt.Status.OPEN):
+            return attempt
+    # The first Alipay attempt keeps the order's number, as trades opened before attempts did.
+    first_alipay = provider == Attempt.Provider.ALIPAY and all(a.out_trade_no != order.order_no for a in attempts)
+    out_trade_no = order.order_no if first_alipay else f"{order.order_no}_{len(attempts) + 1}"
+    return PaymentAttempt.objects.create(
+        order=order, provider=provider, channel=channel, out_trade_no=out_trade_no, amount=order.pay_amount
     )
 
 
-def _parse_amount(raw: str | None) -> Decimal | None:
-    try:
-        return parse_amount(raw)
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class Settlement:
+    verdict: str
+    reason: str = ""
+    order: Order | None = None
+    attempt: PaymentAttempt | None = None
 
 
-def settle_trade(*, order_no: str, trade_no: str, total_amount: Decimal) -> tuple[str, str, Order | None]:
-    """Applies a payment Alipay confirmed (by notify or by trade query) under the order's lock.
-    Returns (verdict, reason, order). Safe to call any number of times for the same trade."""
+def settle_payment(*, provider: str, out_trade_no: str, provider_trade_no: str, amount: Decimal) -> Settlement:
+    """Applies a payment a provider confirmed (verified notify, or trade query) to its attempt.
+    The first payment of the exact amount pays a pending order; any other (a second attempt, an
+    order cancelled meanwhile) is marked for refund. Safe to repeat for the same trade."""
+    found = (
+        PaymentAttempt.objects.filter(out_trade_no=out_trade_no, provider=provider)
+        .values_list("order_id", flat=True)
+        .first()
+    )
+    if found is None:
+        return Settlement(Verdict.REJECTED, "unknown out_trade_no")
     with transaction.atomic():
-        try:
-            order = lock_order(order_no=order_no)
-        except DomainError:
-            return Verdict.REJECTED, "unknown out_trade_no", None
-        if total_amount != order.pay_amount:
-            return Verdict.REJECTED, f"total_amount {total_amount} != pay_amount {order.pay_amount}", order
+        order = Order.objects.select_for_update().get(pk=found)
+        attempt = PaymentAttempt.objects.select_for_update().get(out_trade_no=out_trade_no)
+        if amount != attempt.amount:
+            return Settlement(Verdict.REJECTED, f"amount {amount} != {attempt.amount}", order, attempt)
+        if attempt.status in (Attempt.Status.PAID, Attempt.Status.REFUND_REQUIRED, Attempt.Status.REFUNDED):
+            return Settlement(Verdict.DUPLICATE, f"attempt already {attempt.status}", order, attempt)
+        attempt.provider_trade_no = provider_trade_no
         if order.status == Order.Status.PENDING:
-            settle_paid_order(order=order, trade_no=trade_no)
-            return Verdict.PAID, "", order
-        if order.status == Order.Status.CANCELLED:
-            if not order.trade_no:
-                order.trade_no = trade_no
-                order.save(update_fields=["trade_no"])
-            if order.refunded_at is None:
-                return Verdict.REFUND_REQUIRED, "paid after cancellation", order
-            return Verdict.DUPLICATE, "paid after cancellation, already refunded", order
-        return Verdict.DUPLICATE, f"order already {order.status}", order
+            attempt.status, attempt.paid_at = Attempt.Status.PAID, timezone.now()
+            attempt.save(update_fields=["status", "paid_at", "provider_trade_no"])
+            settle_paid_order(order=order)
+            if order.payment_attempts.filter(status=Attempt.Status.OPEN).exists():
+                events.attempts_to_close(order.order_no)
+            return Settlement(Verdict.PAID, "", order, attempt)
+        attempt.status = Attempt.Status.REFUND_REQUIRED
+        attempt.save(update_fields=["status", "provider_trade_no"])
+        events.refund_needed(attempt.out_trade_no)
+        return Settlement(Verdict.REFUND_REQUIRED, f"paid while the order was {order.status}", order, attempt)
 
 
-def handle_alipay_notify(*, params: dict[str, str]) -> bool:
-    """True when Alipay should stop sending this notify (we answer `success`)."""
-    client = get_alipay_client()
-    if not client.verify_notification(params):
-        billing.record_notification(params=params, verdict=Verdict.REJECTED, reason="bad signature")
-        return False
-    if not client.is_ours(params):
-        billing.record_notification(params=params, verdict=Verdict.REJECTED, reason="app_id or seller_id not ours")
-        return False
-    amount = _parse_amount(params.get("total_amount"))
-    order_no = params.get("out_trade_no", "")
-    if amount is None or not order_no:
-        billing.record_notification(params=params, verdict=Verdict.REJECTED, reason="missing out_trade_no or amount")
-        return False
-    if params.get("trade_status") not in PAID_STATUSES:
-        # Signed and ours but not a payment (WAIT_BUYER_PAY, TRADE_CLOSED): nothing to change.
-        order = Order.objects.filter(order_no=order_no).first()
-        billing.record_notification(
-            params=params, verdict=Verdict.IGNORED, reason=f"trade_status {params.get('trade_status')}", order=order
-        )
-        return order is not None
-    with transaction.atomic():
-        verdict, reason, order = settle_trade(
-            order_no=order_no, trade_no=params.get("trade_no", ""), total_amount=amount
-        )
-        billing.record_notification(params=params, verdict=verdict, reason=reason, order=order)
-    if verdict == Verdict.REFUND_REQUIRED:
-        return start_refund(order_no=order_no)
-    return verdict != Verdict.REJECTED
-
-
-def start_refund(*, order_no: str) -> bool:
-    """Hands the refund to the worker when one is subscribed, else refunds now. False when the
-    refund could not even be started, so Alipay sends the notify again and we try again."""
-    if events.refund_needed(order_no):
-        return True
-    try:
-        refund_cancelled_payment(order_no=order_no)
-    except AlipayError:
-        logger.exception("refund of cancelled order %s failed; waiting for Alipay to resend", order_no)
-        return False
+def settle_or_close(attempt: PaymentAttempt) -> bool:
+    """Asks the provider about an open attempt. True when it was paid (and is now settled, which
+    may pay the order); False when no payment can arrive on it any more (closed now). Raises
+    ProviderError when the provider cannot say."""
+    provider = provider_for(attempt.provider)
+    trade = provider.query(out_trade_no=attempt.out_trade_no)
+    if trade is None or not trade.paid:
+        try:
+            if trade is not None:
+                provider.close(out_trade_no=attempt.out_trade_no)
+        except ProviderError:
+            trade = provider.query(out_trade_no=attempt.out_trade_no)  # paid between query and close?
+            if trade is None or not trade.paid:
+                raise
+        else:
+            _mark_closed(attempt)
+            return False
+    settle_payment(
+        provider=attempt.provider,
+        out_trade_no=attempt.out_trade_no,
+        provider_trade_no=trade.trade_no,
+        amount=trade.amount,
+    )
     return True
 
 
-def handle_alipay_return(*, params: dict[str, str]) -> str:
-    """Where to send the browser back to. A return is only a hint: it never marks an order paid
-    by itself, but a verified one makes us ask Alipay (trade query), which may."""
-    order_no = params.get("out_trade_no", "")
-    client = get_alipay_client()
-    if not client.verify_notification(params) or not client.is_ours(params):
-        return frontend_order_url(order_no, outcome="invalid_signature")
-    order = Order.objects.filter(order_no=order_no).first()
-    if order is None:
-        return frontend_order_url("", outcome="unknown_order")
-    if order.status == Order.Status.PENDING:
-        try:
-            trade = client.query_trade(out_trade_no=order_no)
-        except AlipayError:
-            logger.warning("trade query after return failed for %s", order_no, exc_info=True)
-            trade = None
-        if trade is not None and trade.is_paid:
-            settle_trade(order_no=order_no, trade_no=trade.trade_no, total_amount=trade.total_amount)
-            order.refresh_from_db()
-    return frontend_order_url(order_no, outcome=order.status)
+def _mark_closed(attempt: PaymentAttempt) -> None:
+    with transaction.atomic():
+        lock_order(order_no=attempt.order.order_no)
+        PaymentAttempt.objects.filter(pk=attempt.pk, status=Attempt.Status.OPEN).update(
+            status=Attempt.Status.CLOSED, closed_at=timezone.now()
+        )
+
+
+def close_open_attempts(*, order_no: str) -> int:
+    """Closes the attempts left open on an order that is no longer pending (another attempt paid
+    it, or it was cancelled while a provider could not be reached); money found on one of them
+    goes back. Returns how many were closed. Raises ProviderError to be retried."""
+    attempts = PaymentAttempt.objects.filter(order__order_no=order_no, status=Attempt.Status.OPEN).exclude(
+        order__status=Order.Status.PENDING
+    )
+    return sum(not settle_or_close(attempt) for attempt in attempts.select_related("order"))
+
+
+def refund_stray_payment(*, out_trade_no: str) -> bool:
+    """Gives back money that arrived on an attempt marked `refund_required`. Idempotent: the refund
+    request id is fixed per attempt and the provider refunds it at most once."""
+    attempt = PaymentAttempt.objects.filter(out_trade_no=out_trade_no, status=Attempt.Status.REFUND_REQUIRED).first()
+    if attempt is None:
+        return False
+    provider_for(attempt.provider).refund(
+        out_trade_no=attempt.out_trade_no,
+        refund_request_no=attempt.refund_request_no,
+        amount=attempt.amount,
+        total=attempt.amount,
+    )
+    PaymentAttempt.objects.filter(pk=attempt.pk, status=Attempt.Status.REFUND_REQUIRED).update(
+        status=Attempt.Status.REFUNDED, refunded_at=timezone.now()
+    )
+    return True
 
 
 ORDER_NO = re.compile(r"^[0-9]{1,32}$")
@@ -157,53 +211,3 @@ def frontend_order_url(order_no: str, *, outcome: str) -> str:
     # The order number may come from an unverified return: only a well-formed one goes in the path.
     path = f"/orders/{quote(order_no, safe='')}" if ORDER_NO.match(order_no or "") else "/orders"
     return f"{settings.FRONTEND_URL}{path}?{urlencode({'payment': outcome})}"
-
-
-def refund_cancelled_payment(*, order_no: str) -> bool:
-    """Gives back money that arrived for a cancelled order. Idempotent: the out_request_no is fixed
-    per order, and Alipay refunds one out_request_no at most once."""
-    order = Order.objects.filter(order_no=order_no).first()
-    if order is None or order.status != Order.Status.CANCELLED or not order.trade_no or order.refunded_at:
-        return False
-    get_alipay_client().refund_trade(
-        out_trade_no=order.order_no, refund_amount=order.pay_amount, out_request_no=f"{order.order_no}-cancelled"
-    )
-    Order.objects.filter(pk=order.pk, refunded_at__isnull=True).update(refunded_at=timezone.now())
-    return True
-
-
-def refund_paid_order(*, order_no: str) -> Order:
-    """paid -> refunded, by an operator: the money goes back through Alipay first, then, under the
-    order's lock, its enrolments are revoked, the points it spent come back and the points it
-    earned are taken back (as far as the balance allows). The coupon stays used."""
-    order = Order.objects.filter(order_no=order_no).first()
-    if order is None:
-        raise DomainError(OrderErrorCode.ORDER_NOT_FOUND, f"Order {order_no} does not exist.")
-    if order.status != Order.Status.PAID:
-        raise DomainError(
-            OrderErrorCode.ORDER_NOT_REFUNDABLE,
-            f"Order {order_no} is {order.status}; only paid orders can be refunded.",
-        )
-    if order.pay_amount > 0:
-        # Idempotent at Alipay by out_request_no: a retry after a timeout refunds once.
-        get_alipay_client().refund_trade(
-            out_trade_no=order.order_no, refund_amount=order.pay_amount, out_request_no=f"{order.order_no}-refund"
-        )
-    with transaction.atomic():
-        order = lock_order(order_no=order_no)
-        if order.status != Order.Status.PAID:
-            return order
-        order.status = Order.Status.REFUNDED
-        order.refunded_at = timezone.now()
-        order.save(update_fields=["status", "refunded_at"])
-        Enrollment.objects.filter(order=order).delete()
-        if order.points_used:
-            billing.credit_points(
-                user=order.user, amount=order.points_used, reason=PointsEntry.Reason.ORDER_REFUND, order=order
-            )
-        earned = earned_points(order.pay_amount)
-        if earned:
-            billing.take_back_points(
-                user=order.user, amount=earned, reason=PointsEntry.Reason.EARNED_REVERSAL, order=order
-            )
-    return order

@@ -29,15 +29,14 @@ def earned_points(pay_amount) -> int:
     return math.floor(pay_amount * settings.POINTS_EARNED_PER_YUAN)
 
 
-def settle_paid_order(*, order: Order, trade_no: str, course_ids: list[int] | None = None) -> Order:
+def settle_paid_order(*, order: Order, course_ids: list[int] | None = None) -> Order:
     """pending -> paid, for a locked order: enrolments, coupon used, cart cleaned, points earned."""
     assert order.status == Order.Status.PENDING, order.status
     if course_ids is None:
         course_ids = list(order.lines.values_list("course_id", flat=True))
     order.status = Order.Status.PAID
     order.paid_at = timezone.now()
-    order.trade_no = trade_no
-    order.save(update_fields=["status", "paid_at", "trade_no"])
+    order.save(update_fields=["status", "paid_at"])
     # ignore_conflicts: a course enrolled through another order stays enrolled through that one.
     Enrollment.objects.bulk_create(
         [Enrollment(user_id=order.user_id, course_id=course_id, order=order) for course_id in course_ids],

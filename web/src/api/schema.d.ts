@@ -336,7 +336,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Pay Order */
+        /**
+         * Pay Order
+         * @description Opens (or reuses) a payment attempt for the provider and channel asked for.
+         */
         post: operations["orders_api_pay_order"];
         delete?: never;
         options?: never;
@@ -632,9 +635,11 @@ export interface components {
             pay_amount: string;
             /**
              * Pay Type
-             * @constant
+             * @enum {string}
              */
-            pay_type: "alipay";
+            pay_type: "alipay" | "wechat";
+            /** Payment Attempts */
+            payment_attempts: components["schemas"]["PaymentAttemptOut"][];
             /**
              * Points Discount
              * @example 199.00
@@ -683,19 +688,79 @@ export interface components {
             /** Items */
             items: components["schemas"]["UserCouponOut"][];
         };
-        /** PayOut */
+        /**
+         * PayIn
+         * @description Both optional: the order's pay_type, and that provider's usual channel on a computer
+         *     (Alipay page pay, WeChat Pay Native).
+         */
+        PayIn: {
+            /** Channel */
+            channel?: ("page" | "wap" | "native" | "h5") | null;
+            /** Provider */
+            provider?: ("alipay" | "wechat") | null;
+        };
+        /** PaymentAttemptOut */
+        PaymentAttemptOut: {
+            /**
+             * Amount
+             * @example 199.00
+             */
+            amount: string;
+            /**
+             * Channel
+             * @enum {string}
+             */
+            channel: "page" | "wap" | "native" | "h5";
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Paid At */
+            paid_at: string | null;
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "alipay" | "wechat";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "open" | "paid" | "closed" | "refund_required" | "refunded";
+        };
+        /**
+         * PayOut
+         * @description What the client opens: exactly one is set. `pay_url` (Alipay page or wap): navigate to it;
+         *     `code_url` (WeChat Pay Native): show it as a QR code for the WeChat app to scan; `h5_url`
+         *     (WeChat Pay H5): navigate to it in the phone's browser.
+         */
         PayOut: {
+            /**
+             * Channel
+             * @enum {string}
+             */
+            channel: "page" | "wap" | "native" | "h5";
+            /** Code Url */
+            code_url?: string | null;
+            /** H5 Url */
+            h5_url?: string | null;
             /** Pay Url */
-            pay_url: string;
+            pay_url?: string | null;
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "alipay" | "wechat";
         };
         /** PlaceOrderIn */
         PlaceOrderIn: {
             /**
              * Pay Type
              * @default alipay
-             * @constant
+             * @enum {string}
              */
-            pay_type: "alipay";
+            pay_type: "alipay" | "wechat";
             /**
              * Points
              * @default 0
@@ -1707,7 +1772,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PayIn"] | null;
+            };
+        };
         responses: {
             /** @description OK */
             200: {
@@ -1738,6 +1807,24 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

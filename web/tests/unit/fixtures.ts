@@ -52,6 +52,7 @@ export function order(overrides: Partial<Schemas["OrderOut"]> = {}): Schemas["Or
     order_no: "20261125100000123456",
     status: "pending",
     pay_type: "alipay",
+    payment_attempts: [],
     subtotal: "498.00",
     coupon_discount: "20.00",
     points_used: 1000,
