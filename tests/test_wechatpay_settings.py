@@ -105,3 +105,17 @@ def test_a_merchant_with_nothing_else_names_everything_missing():
 def test_an_apiv3_key_of_other_than_32_bytes_refuses_to_start(apiv3_key):
     result = start(**{**REAL_MERCHANT, "WECHATPAY_APIV3_KEY": apiv3_key})
     assert refused(result, "WECHATPAY_APIV3_KEY", "32"), result.stderr
+
+
+NATIVE = ["post", "/dev/wechatpay/v3/pay/transactions/native"]
+PAGES = ["get", "/dev/wechatpay/", "get", "/dev/wechatpay/scanned/wx1", "post", "/dev/wechatpay/pay/wx1"]
+
+
+def test_without_the_dev_gateway_its_urls_answer_404():
+    assert started(start(*NATIVE, *PAGES))[3:] == ["404", "404", "404", "404"]
+    assert started(start(*NATIVE, *PAGES, **REAL_MERCHANT))[3:] == ["404", "404", "404", "404"]
+
+
+def test_the_dev_gateway_is_served_when_asked_for_by_name():
+    # Served: an order without a signature is refused by the gateway itself (401), not 404.
+    assert started(start(*NATIVE, "get", "/dev/wechatpay/", WECHATPAY_DEV_GATEWAY="1"))[3:] == ["401", "200"]

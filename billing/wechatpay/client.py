@@ -6,6 +6,7 @@ every answer to a request whose own signature it accepted; an unsigned error is 
 HTTP status alone.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -250,19 +251,11 @@ class WechatPayClient:
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
-        try:
-            response = requests.request(
-                method,
-                f"{base.scheme}://{base.netloc}{url}",
-                data=content or None,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise WechatPayError(Reason.UNREACHABLE, f"{what}: {exc}") from exc
-        status, request_id = response.status_code, response.headers.get("Request-ID", "")
-        if not 200 <= status < 300 and not is_signed(response.headers):
+        status, answer_headers, answer = _send(
+            method, f"{base.scheme}://{base.netloc}{url}", headers=headers, body=content, timeout=self.timeout
+        )
+        request_id = answer_headers.get("Request-ID", "")
+        if not 200 <= status < 300 and not is_signed(answer_headers):
             # E.g. 401 SIGN_ERROR: WeChat Pay cannot sign an answer to a request it did not accept.
             # Its code is not believed, so the caller cannot mistake it for "no such trade".
             raise WechatPayError(
@@ -270,8 +263,8 @@ class WechatPayClient:
             )
         try:
             verify_signed(
-                headers=response.headers,
-                body=response.content,
+                headers=answer_headers,
+                body=answer,
                 public_key=self.wechatpay_public_key,
                 public_key_id=self.wechatpay_public_key_id,
             )
@@ -280,10 +273,12 @@ class WechatPayClient:
                 exc.reason, f"{what}: {exc.detail}", http_status=status, request_id=request_id
             ) from None
         if status == expect:
-            return _Answer(status, json_object(response.content, what) if expect != 204 else {})
+            return _Answer(status, json_object(answer, what) if expect != 204 else {})
         if 200 <= status < 300:
-            raise WechatPayError(Reason.MALFORMED, f"{what}: HTTP {status}, expected {expect}", http_status=status)
-        refusal = json_object(response.content, what)
+            raise WechatPayError(
+                Reason.MALFORMED, f"{what}: HTTP {status}, expected {expect}", http_status=status, request_id=request_id
+            )
+        refusal = json_object(answer, what)
         code = refusal.get("code") if isinstance(refusal.get("code"), str) else ""
         if absent and status == 404 and code == absent:
             return None
@@ -294,6 +289,20 @@ class WechatPayClient:
             http_status=status,
             request_id=request_id,
         )
+
+
+def _send(
+    method: str, url: str, *, headers: dict[str, str], body: bytes, timeout: float
+) -> tuple[int, Mapping[str, str], bytes]:
+    """One HTTP exchange, the connection closed before the answer is read: an error raised later
+    (and kept, in a log or a test) holds bytes, not a socket."""
+    try:
+        with requests.request(
+            method, url, data=body or None, headers=headers, timeout=timeout, allow_redirects=False
+        ) as response:
+            return response.status_code, response.headers, response.content
+    except requests.RequestException as exc:
+        raise WechatPayError(Reason.UNREACHABLE, f"{method} {urlsplit(url).path}: {exc}") from exc
 
 
 def _segment(value: str) -> str:
