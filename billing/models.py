@@ -173,3 +173,71 @@ class DevGatewayTrade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.out_trade_no} {self.total_amount} {self.status}"
+
+
+class WechatPayDevTrade(models.Model):
+    """A trade held by the built-in WeChat Pay stand-in (billing.wechatpay_dev_gateway), playing
+    the part of WeChat Pay's own records. Never used when a real merchant is configured."""
+
+    class TradeType(models.TextChoices):
+        NATIVE = "NATIVE"
+        H5 = "MWEB"  # WeChat Pay's trade_type for H5
+
+    class State(models.TextChoices):
+        NOTPAY = "NOTPAY"
+        SUCCESS = "SUCCESS"
+        CLOSED = "CLOSED"
+        REFUND = "REFUND"
+
+    out_trade_no = models.CharField(max_length=32, unique=True)
+    appid = models.CharField(max_length=32)
+    mchid = models.CharField(max_length=32)
+    trade_type = models.CharField(max_length=10, choices=TradeType.choices)
+    description = models.CharField(max_length=127)
+    total = models.PositiveIntegerField(help_text="fen")
+    notify_url = models.CharField(max_length=256)
+    time_expire = models.DateTimeField(null=True, blank=True)
+    payer_client_ip = models.CharField(max_length=45, blank=True)
+    # The code_url and h5_url name the trade by this, not by the merchant's number.
+    prepay_id = models.CharField(max_length=64, unique=True)
+    transaction_id = models.CharField(max_length=32, blank=True)
+    trade_state = models.CharField(max_length=10, choices=State.choices, default=State.NOTPAY)
+    refunded = models.PositiveIntegerField(default=0, help_text="fen")
+    created_at = models.DateTimeField(auto_now_add=True)
+    success_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(refunded__lte=F("total")), name="wechatpay_dev_trade_not_over_refunded"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.out_trade_no} {self.total} fen {self.trade_state}"
+
+
+class WechatPayDevRefund(models.Model):
+    """A refund held by the WeChat Pay stand-in; WeChat Pay refunds each out_refund_no once."""
+
+    class Status(models.TextChoices):
+        PROCESSING = "PROCESSING"
+        SUCCESS = "SUCCESS"
+        CLOSED = "CLOSED"
+        ABNORMAL = "ABNORMAL"
+
+    trade = models.ForeignKey(WechatPayDevTrade, on_delete=models.CASCADE, related_name="refunds")
+    out_refund_no = models.CharField(max_length=64, unique=True)
+    refund_id = models.CharField(max_length=32, unique=True)
+    refund = models.PositiveIntegerField(help_text="fen")
+    total = models.PositiveIntegerField(help_text="fen")
+    reason = models.CharField(max_length=80, blank=True)
+    notify_url = models.CharField(max_length=256, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROCESSING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    success_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.out_refund_no} {self.refund} fen {self.status}"

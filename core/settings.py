@@ -238,6 +238,51 @@ ALIPAY_TIMEOUT_SECONDS = float(os.environ.get("ALIPAY_TIMEOUT_SECONDS", "10"))
 # load (bench/fault_drill.py) serve it from a second process of the app instead, as Alipay is.
 DEV_GATEWAY_BASE_URL = os.environ.get("DEV_GATEWAY_BASE_URL", PUBLIC_BASE_URL).rstrip("/")
 
+# WeChat Pay API v3 (DESIGN.md "WeChat Pay v3 rules that bite"), public-key mode. Optional: with
+# neither WECHATPAY_MCHID nor WECHATPAY_DEV_GATEWAY=1 the shop offers Alipay only. With
+# WECHATPAY_DEV_GATEWAY=1 the built-in dev gateway (billing.wechatpay_dev_gateway, mounted at
+# /dev/wechatpay/) stands in for WeChat Pay, with keys it generates on first use under
+# VAR_DIR/wechatpay-dev/ (outside git).
+WECHATPAY_DEV_GATEWAY = env_bool("WECHATPAY_DEV_GATEWAY", False)
+WECHATPAY_DEV_KEY_DIR = VAR_DIR / "wechatpay-dev"
+if WECHATPAY_DEV_GATEWAY and os.environ.get("WECHATPAY_MCHID"):
+    raise ImproperlyConfigured(
+        "Set at most one of WECHATPAY_MCHID (a real merchant) and WECHATPAY_DEV_GATEWAY=1 (the built-in "
+        "stand-in, for development only)."
+    )
+WECHATPAY_ENABLED = WECHATPAY_DEV_GATEWAY or bool(os.environ.get("WECHATPAY_MCHID"))
+# The dev gateway's merchant and app: WeChat Pay's documentation examples, which name no real one.
+WECHATPAY_MCHID = os.environ.get("WECHATPAY_MCHID", "1900000109" if WECHATPAY_DEV_GATEWAY else "")
+WECHATPAY_APPID = os.environ.get("WECHATPAY_APPID", "wxd678efh567hg6787" if WECHATPAY_DEV_GATEWAY else "")
+# The merchant API key (apiclient_key.pem) and its certificate's serial number, which sign requests.
+WECHATPAY_PRIVATE_KEY_PATH = os.environ.get("WECHATPAY_PRIVATE_KEY_PATH", "")
+WECHATPAY_CERT_SERIAL = os.environ.get("WECHATPAY_CERT_SERIAL", "")
+# Decrypts notifies: 32 characters, set in the merchant platform.
+WECHATPAY_APIV3_KEY = os.environ.get("WECHATPAY_APIV3_KEY", "")
+# WeChat Pay's public key (pub_key.pem) and its id (PUB_KEY_ID_...), which verify answers and notifies.
+WECHATPAY_PUBLIC_KEY_PATH = os.environ.get("WECHATPAY_PUBLIC_KEY_PATH", "")
+WECHATPAY_PUBLIC_KEY_ID = os.environ.get("WECHATPAY_PUBLIC_KEY_ID", "")
+WECHATPAY_NOTIFY_URL = os.environ.get("WECHATPAY_NOTIFY_URL", PUBLIC_BASE_URL + "/api/v1/payments/wechat/notify")
+WECHATPAY_API_BASE = os.environ.get("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com").rstrip("/")
+WECHATPAY_TIMEOUT_SECONDS = float(os.environ.get("WECHATPAY_TIMEOUT_SECONDS", "10"))
+if WECHATPAY_ENABLED and not WECHATPAY_DEV_GATEWAY:
+    _wechatpay_missing = [
+        name
+        for name in (
+            "WECHATPAY_APPID",
+            "WECHATPAY_PRIVATE_KEY_PATH",
+            "WECHATPAY_CERT_SERIAL",
+            "WECHATPAY_APIV3_KEY",
+            "WECHATPAY_PUBLIC_KEY_PATH",
+            "WECHATPAY_PUBLIC_KEY_ID",
+        )
+        if not globals()[name]
+    ]
+    if _wechatpay_missing:
+        raise ImproperlyConfigured(f"WECHATPAY_MCHID is set, so set {', '.join(_wechatpay_missing)} too.")
+    if len(WECHATPAY_APIV3_KEY.encode("utf-8")) != 32:
+        raise ImproperlyConfigured("WECHATPAY_APIV3_KEY must be the 32-character APIv3 key of the merchant platform.")
+
 # --- Shop pages (web/, the Vue app; served by core/spa.py) ----------------------------------------
 # `make web` builds it into web/dist. WhiteNoise serves the build's files at the site root
 # (/assets/<name>-<8 character hash>.<ext> cached for good); core.spa answers index.html for the

@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 os.environ.setdefault("ALIPAY_DEV_GATEWAY", "1")
+os.environ.setdefault("WECHATPAY_DEV_GATEWAY", "1")
 # A Redis database of its own, flushed by the tests that use it.
 os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 
