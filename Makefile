@@ -23,7 +23,8 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 	touch $(STAMP)
 
 # The settings refuse to start without SECRET_KEY and without a named Alipay gateway: `make run`
-# gives its own, made once and kept in var/, and the dev gateway unless ALIPAY_GATEWAY_URL is set.
+# gives its own, made once and kept in var/, and the dev gateways (Alipay's unless
+# ALIPAY_GATEWAY_URL is set, WeChat Pay's unless WECHATPAY_MCHID is).
 DEV_SECRET := var/dev-secret-key
 
 # With no DATABASE_URL, `make run` serves on the embedded Postgres (data in var/postgres), which
@@ -36,6 +37,7 @@ $(DEV_SECRET):
 	@mkdir -p $(@D) && umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 serve superuser: export SECRET_KEY := $(or $(SECRET_KEY),$(shell cat $(DEV_SECRET) 2>/dev/null))
 serve superuser: export ALIPAY_DEV_GATEWAY := $(or $(ALIPAY_DEV_GATEWAY),$(if $(ALIPAY_GATEWAY_URL),0,1))
+serve superuser: export WECHATPAY_DEV_GATEWAY := $(or $(WECHATPAY_DEV_GATEWAY),$(if $(WECHATPAY_MCHID),0,1))
 
 # An admin login on the database `make run` serves (run it in a second shell while `make run` runs).
 superuser: $(STAMP) $(DEV_SECRET)

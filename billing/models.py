@@ -117,7 +117,12 @@ class PointsEntry(models.Model):
 
 
 class PaymentNotification(models.Model):
-    """Every Alipay notify we received, raw, with what we made of it."""
+    """Every provider notify we received, with what we made of it: Alipay's form fields as sent,
+    WeChat Pay's decrypted fields (or, when it did not verify, a short summary of the request)."""
+
+    class Provider(models.TextChoices):
+        ALIPAY = "alipay"
+        WECHAT = "wechat"
 
     class Verdict(models.TextChoices):
         PAID = "paid", "Marked the order paid"
@@ -127,6 +132,7 @@ class PaymentNotification(models.Model):
         REJECTED = "rejected", "Rejected"
 
     received_at = models.DateTimeField(auto_now_add=True)
+    provider = models.CharField(max_length=10, choices=Provider.choices, default=Provider.ALIPAY)
     notify_id = models.CharField(max_length=128, blank=True)
     out_trade_no = models.CharField(max_length=64, blank=True)
     trade_no = models.CharField(max_length=64, blank=True)

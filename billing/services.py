@@ -162,7 +162,7 @@ def take_back_points(*, user: User, amount: int, reason: str, order=None) -> Poi
     return entry
 
 
-# Alipay notifies
+# Provider notifies
 
 
 def _storable(text: str) -> str:
@@ -170,9 +170,14 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def record_notification(*, params: dict[str, str], verdict: str, reason: str = "", order=None) -> PaymentNotification:
+def record_notification(
+    *, params: dict[str, str], verdict: str, reason: str = "", order=None, provider: str = "alipay"
+) -> PaymentNotification:
+    """`params` in Alipay's field names (notify_id, out_trade_no, trade_no, trade_status,
+    total_amount); a WeChat Pay notify is recorded under the same names."""
     params = {_storable(str(key)): _storable(str(value)) for key, value in params.items()}
     return PaymentNotification.objects.create(
+        provider=provider,
         notify_id=params.get("notify_id", "")[:128],
         out_trade_no=params.get("out_trade_no", "")[:64],
         trade_no=params.get("trade_no", "")[:64],

@@ -1,6 +1,6 @@
 import logging
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from ninja import Header, Query, Router, Status
 from ninja.pagination import paginate
 from ninja.throttling import BaseThrottle
@@ -20,6 +20,7 @@ from orders.schemas import (
     PayOut,
     PlaceOrderIn,
     SelectionIn,
+    WechatFailOut,
 )
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ def pay_order(request: HttpRequest, order_no: str, payload: PayIn | None = None)
 
 
 payments_router = Router(tags=["payments"], auth=None)
+JSON_BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
 FORM_BODY = {
     "requestBody": {
         "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": True}}}
@@ -143,6 +145,25 @@ def alipay_notify(request: HttpRequest):
         logger.exception("alipay notify failed")
         settled = False
     return HttpResponse("success" if settled else "failure", content_type="text/plain")
+
+
+@payments_router.post(
+    "/wechat/notify", openapi_extra=JSON_BODY, response={204: None, 400: WechatFailOut, 500: WechatFailOut}
+)
+def wechat_notify(request: HttpRequest):
+    """WeChat Pay's notify: signed headers over the raw body, its `resource` encrypted with our
+    APIv3 key. 204 once we hold the outcome; otherwise `{"code": "FAIL", "message"}` and WeChat
+    Pay sends it again."""
+    try:
+        answer = services.handle_wechat_notify(
+            headers=request.headers, body=request.body, remote_addr=request.META.get("REMOTE_ADDR", "")
+        )
+    except Exception:
+        logger.exception("wechat notify failed")
+        return JsonResponse({"code": "FAIL", "message": "internal error"}, status=500)
+    if answer.status == 204:
+        return HttpResponse(status=204)
+    return JsonResponse({"code": "FAIL", "message": answer.message}, status=answer.status)
 
 
 @payments_router.get("/alipay/return", response={302: None})

@@ -153,3 +153,10 @@ class PayOut(Schema):
     pay_url: str | None = None
     code_url: str | None = None
     h5_url: str | None = None
+
+
+class WechatFailOut(Schema):
+    """WeChat Pay's own error shape for notify answers (not the API's error envelope)."""
+
+    code: Literal["FAIL"]
+    message: str

@@ -3,7 +3,7 @@
 from orders.services.cancellation import cancel_expired_order, cancel_order, overdue_order_numbers
 from orders.services.cart import add_to_cart, remove_cart_item, set_cart_item_selected, set_cart_selection
 from orders.services.checkout import Placement, place_order
-from orders.services.notifies import handle_alipay_notify, handle_alipay_return
+from orders.services.notifies import handle_alipay_notify, handle_alipay_return, handle_wechat_notify
 from orders.services.payment import (
     check_payable_with,
     close_open_attempts,
@@ -24,6 +24,7 @@ __all__ = [
     "frontend_order_url",
     "handle_alipay_notify",
     "handle_alipay_return",
+    "handle_wechat_notify",
     "overdue_order_numbers",
     "check_payable_with",
     "close_open_attempts",

@@ -3,17 +3,23 @@ hint). Each is verified by the provider's client before anything of it is believ
 and applied through the one settle path (orders/services/payment.py)."""
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 
 from billing import services as billing
 from billing.alipay.client import PAID_STATUSES, get_alipay_client
 from billing.alipay.formats import parse_amount
+from billing.wechatpay.configured import get_wechatpay_client
+from billing.wechatpay.errors import WechatPayError
+from billing.wechatpay.results import RefundNotification
 from orders.models import Order, PaymentAttempt
 from orders.services.payment import Settlement, Verdict, frontend_order_url, settle_payment
 from orders.services.providers import ProviderError, provider_for
 
 logger = logging.getLogger(__name__)
 ALIPAY = PaymentAttempt.Provider.ALIPAY
+WECHAT = PaymentAttempt.Provider.WECHAT
 
 
 def _parse_amount(raw: str | None) -> Decimal | None:
@@ -82,3 +88,86 @@ def handle_alipay_return(*, params: dict[str, str]) -> str:
             )
             order.refresh_from_db()
     return frontend_order_url(order.order_no, outcome=order.status)
+
+
+@dataclass(frozen=True)
+class WechatAnswer:
+    """What the notify endpoint answers WeChat Pay: 204 when we hold the outcome, else an error
+    status with `{"code": "FAIL", "message": ...}`, which makes WeChat Pay send it again."""
+
+    status: int
+    message: str = ""
+
+
+# Only this much of a notify that did not verify is kept: enough to investigate, not a dump.
+UNVERIFIED_BODY_CHARS = 200
+
+
+def handle_wechat_notify(*, headers: Mapping[str, str], body: bytes, remote_addr: str) -> WechatAnswer:
+    try:
+        notification = get_wechatpay_client().parse_notification(headers=headers, body=body)
+    except WechatPayError as exc:
+        summary = {
+            "notify_id": headers.get("Wechatpay-Nonce", "")[:64],
+            "serial": headers.get("Wechatpay-Serial", "")[:64],
+            "body": body[:UNVERIFIED_BODY_CHARS].decode("utf-8", "replace"),
+            "remote_addr": remote_addr,
+        }
+        billing.record_notification(params=summary, verdict=Verdict.REJECTED, reason=str(exc), provider=WECHAT)
+        return WechatAnswer(400, "notify did not verify")
+    if isinstance(notification, RefundNotification):
+        return _wechat_refund_notify(notification)
+    fields = {
+        "notify_id": notification.event_id,
+        "event_type": notification.event_type,
+        "out_trade_no": notification.out_trade_no,
+        "trade_no": notification.transaction_id,
+        "trade_status": notification.trade_state,
+        "total_amount": str(notification.total_amount),
+    }
+    if not notification.is_paid:
+        order = _attempt_order(notification.out_trade_no, WECHAT)
+        billing.record_notification(
+            params=fields,
+            verdict=Verdict.IGNORED,
+            reason=f"trade_state {notification.trade_state}",
+            order=order,
+            provider=WECHAT,
+        )
+        return WechatAnswer(204)
+    settlement = settle_payment(
+        provider=WECHAT,
+        out_trade_no=notification.out_trade_no,
+        provider_trade_no=notification.transaction_id,
+        amount=notification.total_amount,
+    )
+    billing.record_notification(
+        params=fields, verdict=settlement.verdict, reason=settlement.reason, order=settlement.order, provider=WECHAT
+    )
+    if settlement.verdict == Verdict.REJECTED:
+        return WechatAnswer(400, settlement.reason)
+    return WechatAnswer(204)
+
+
+def _wechat_refund_notify(notification: RefundNotification) -> WechatAnswer:
+    # Our refunds are marked done when WeChat Pay accepts them (a fixed out_refund_no makes a
+    # retry safe); the notify only confirms, or tells of a refund the bank bounced.
+    order = _attempt_order(notification.out_trade_no, WECHAT)
+    if notification.refund_status != "SUCCESS":
+        logger.error("WeChat Pay refund %s ended %s", notification.out_refund_no, notification.refund_status)
+    billing.record_notification(
+        params={
+            "notify_id": notification.event_id,
+            "event_type": notification.event_type,
+            "out_trade_no": notification.out_trade_no,
+            "trade_no": notification.transaction_id,
+            "trade_status": notification.refund_status,
+            "total_amount": str(notification.refund_amount),
+            "out_refund_no": notification.out_refund_no,
+        },
+        verdict=Verdict.IGNORED,
+        reason=f"refund {notification.refund_status}",
+        order=order,
+        provider=WECHAT,
+    )
+    return WechatAnswer(204)

@@ -61,7 +61,7 @@ def request_payment(
         subject=order_subject(order),
         expires_at=order.expires_at,
         client_ip=client_ip,
-        quit_url=frontend_order_url(order.order_no, outcome="quit"),
+        back_url=frontend_order_url(order.order_no, outcome="returned"),
     )
     try:
         return provider_for(provider).start(start)

@@ -15,6 +15,8 @@ from django.conf import settings
 
 from billing.alipay.client import get_alipay_client
 from billing.alipay.errors import AlipayError
+from billing.wechatpay.configured import get_wechatpay_client
+from billing.wechatpay.errors import WechatPayError
 from orders.models import PaymentAttempt
 
 Channel = PaymentAttempt.Channel
@@ -52,8 +54,9 @@ class StartRequest:
     subject: str
     expires_at: datetime
     client_ip: str
-    # Where a phone's "back" on the cashier goes: the order's page in the shop.
-    quit_url: str
+    # Where the buyer's browser comes back to from a provider's page (Alipay wap's "back", WeChat
+    # H5's redirect): the order's page in the shop, which asks the API how the payment went.
+    back_url: str
 
 
 class PaymentProvider(Protocol):
@@ -80,7 +83,7 @@ class AlipayProvider:
             "time_expire": request.expires_at,
         }
         if attempt.channel == Channel.WAP:
-            url = client.wap_pay_url(**trade, quit_url=request.quit_url)
+            url = client.wap_pay_url(**trade, quit_url=request.back_url)
         else:
             url = client.page_pay_url(**trade)
         return PaymentStart(provider=attempt.provider, channel=attempt.channel, pay_url=url)
@@ -116,12 +119,69 @@ class AlipayProvider:
             raise ProviderError(f"alipay: {exc}") from exc
 
 
-PROVIDERS: dict[str, PaymentProvider] = {PaymentAttempt.Provider.ALIPAY: AlipayProvider()}
+class WechatProvider:
+    def start(self, request: StartRequest) -> PaymentStart:
+        attempt = request.attempt
+        trade = {
+            "out_trade_no": attempt.out_trade_no,
+            "description": request.subject,
+            "total_amount": attempt.amount,
+            "time_expire": request.expires_at,
+        }
+        try:
+            client = get_wechatpay_client()
+            if attempt.channel == Channel.H5:
+                h5 = client.create_h5_order(**trade, payer_client_ip=request.client_ip)
+                return PaymentStart(
+                    provider=attempt.provider, channel=attempt.channel, h5_url=h5.url_returning_to(request.back_url)
+                )
+            native = client.create_native_order(**trade)
+        except WechatPayError as exc:
+            raise ProviderError(f"wechat: {exc}") from exc
+        return PaymentStart(provider=attempt.provider, channel=attempt.channel, code_url=native.code_url)
+
+    def query(self, *, out_trade_no: str) -> ProviderTrade | None:
+        try:
+            trade = get_wechatpay_client().query_trade(out_trade_no=out_trade_no)
+        except WechatPayError as exc:
+            raise ProviderError(f"wechat: {exc}") from exc
+        if trade is None:
+            return None
+        return ProviderTrade(
+            out_trade_no=trade.out_trade_no,
+            trade_no=trade.transaction_id,
+            paid=trade.is_paid,
+            amount=trade.total_amount if trade.total_amount is not None else Decimal("0.00"),
+        )
+
+    def close(self, *, out_trade_no: str) -> None:
+        try:
+            get_wechatpay_client().close_trade(out_trade_no=out_trade_no)
+        except WechatPayError as exc:
+            raise ProviderError(f"wechat: {exc}") from exc
+        # WeChat Pay answers 204 to closing a closed or unknown trade as well: make sure it is not paid.
+        trade = self.query(out_trade_no=out_trade_no)
+        if trade is not None and trade.paid:
+            raise ProviderError(f"wechat: {out_trade_no} was paid before it could be closed")
+
+    def refund(self, *, out_trade_no: str, refund_request_no: str, amount: Decimal, total: Decimal) -> None:
+        try:
+            get_wechatpay_client().refund_trade(
+                out_trade_no=out_trade_no, out_refund_no=refund_request_no, refund_amount=amount, total_amount=total
+            )
+        except WechatPayError as exc:
+            raise ProviderError(f"wechat: {exc}") from exc
+
+
+PROVIDERS: dict[str, PaymentProvider] = {
+    PaymentAttempt.Provider.ALIPAY: AlipayProvider(),
+    PaymentAttempt.Provider.WECHAT: WechatProvider(),
+}
 
 
 def provider_enabled(provider: str) -> bool:
     if provider == PaymentAttempt.Provider.WECHAT:
-        return getattr(settings, "WECHATPAY_ENABLED", False) and provider in PROVIDERS
+        return settings.WECHATPAY_ENABLED
     return provider in PROVIDERS
 
 

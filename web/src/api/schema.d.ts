@@ -388,6 +388,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/payments/wechat/notify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Wechat Notify
+         * @description WeChat Pay's notify: signed headers over the raw body, its `resource` encrypted with our
+         *     APIv3 key. 204 once we hold the outcome; otherwise `{"code": "FAIL", "message"}` and WeChat
+         *     Pay sends it again.
+         */
+        post: operations["orders_api_wechat_notify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -934,6 +956,19 @@ export interface components {
             id: number;
             /** Username */
             username: string;
+        };
+        /**
+         * WechatFailOut
+         * @description WeChat Pay's own error shape for notify answers (not the API's error envelope).
+         */
+        WechatFailOut: {
+            /**
+             * Code
+             * @constant
+             */
+            code: "FAIL";
+            /** Message */
+            message: string;
         };
     };
     responses: never;
@@ -1875,6 +1910,46 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    orders_api_wechat_notify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WechatFailOut"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WechatFailOut"];
+                };
             };
         };
     };
