@@ -159,10 +159,10 @@ def seed_users(db: str, *, lo: int, hi: int, items: int) -> None:
         -- planner has real statistics for orders_order / orders_orderline from the first level.
         INSERT INTO orders_order (order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used,
                                   points_discount, pay_amount, user_coupon_id, idempotency_key, request_fingerprint,
-                                  expires_at, paid_at, cancelled_at, cancel_reason, refunded_at, trade_no, created_at)
+                                  expires_at, paid_at, cancelled_at, cancel_reason, refunded_at, created_at)
         SELECT 'H' || g, g, 'cancelled', 'alipay', t.total, 0, 0, 0, t.total, NULL, 'history-' || g, '',
                now() - interval '47 hours 30 minutes', NULL, now() - interval '47 hours 30 minutes',
-               'expired', NULL, '', now() - interval '2 days'
+               'expired', NULL, now() - interval '2 days'
         FROM generate_series({lo}, {hi}) g
         CROSS JOIN (SELECT sum(price) AS total FROM (SELECT price FROM core_course ORDER BY id LIMIT {items}) x) t;
         INSERT INTO orders_orderline (order_id, course_id, name, picture_url, price)

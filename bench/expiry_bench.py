@@ -11,7 +11,7 @@ For each size in `--sizes` (default 1,000 and 10,000; 100,000 with `--sizes 1000
    once) and seeds N pending orders with plain SQL, one per user, with realistic holds: 1-3
    order lines each; every 2nd order spent 100 points (points account with a `grant` entry of
    1,000 and an `order_debit` entry of -100, balance 900 = sum of the ledger); every 3rd holds a
-   `locked` user coupon (5.00 off). `pay_requested_at` is NULL: no Alipay trade can exist, so
+   `locked` user coupon (5.00 off). No payment attempt: no provider trade can exist, so
    expiry needs no gateway call (the set-based path, `cancel_overdue_orders_without_trade`);
 2. flushes a dedicated Redis database (default 12) and starts ONE worker,
    `python manage.py rundramatiq --processes 1 --threads 8`, with DATABASE_URL and REDIS_URL
@@ -124,15 +124,14 @@ def seed(db: str, *, orders: int, overdue: bool) -> None:
         -- the user's coupon if g is a multiple of 3. Order id == user id == g.
         INSERT INTO orders_order (id, order_no, user_id, status, pay_type, subtotal, coupon_discount, points_used,
                                   points_discount, pay_amount, user_coupon_id, idempotency_key, request_fingerprint,
-                                  expires_at, paid_at, cancelled_at, cancel_reason, refunded_at, pay_requested_at,
-                                  trade_no, created_at)
+                                  expires_at, paid_at, cancelled_at, cancel_reason, refunded_at, created_at)
         SELECT g, '20991231000000' || lpad(g::text, 10, '0'), g, 'pending', 'alipay', s.subtotal,
                CASE WHEN g % 3 = 0 THEN {COUPON_OFF} ELSE 0 END,
                CASE WHEN g % 2 = 0 THEN {POINTS_USED} ELSE 0 END,
                CASE WHEN g % 2 = 0 THEN {POINTS_USED / 10:.2f} ELSE 0 END,
                s.subtotal - CASE WHEN g % 3 = 0 THEN {COUPON_OFF} ELSE 0 END
                           - CASE WHEN g % 2 = 0 THEN {POINTS_USED / 10:.2f} ELSE 0 END,
-               NULL, 'seed-' || g, '', {expires}, NULL, NULL, '', NULL, NULL, '', now() - interval '30 minutes'
+               NULL, 'seed-' || g, '', {expires}, NULL, NULL, '', NULL, now() - interval '30 minutes'
         FROM generate_series(1, {orders}) g
         CROSS JOIN LATERAL (
             SELECT sum(price) AS subtotal FROM core_course

@@ -1058,17 +1058,20 @@ CHECKS: list[tuple[str, str, str, bool]] = [
         "paid orders (pay_amount > 0) without a paid gateway trade of that amount",
         """SELECT o.order_no FROM orders_order o
            WHERE o.status = 'paid' AND o.pay_amount > 0 AND NOT EXISTS (
-                 SELECT 1 FROM billing_devgatewaytrade t WHERE t.out_trade_no = o.order_no
-                 AND t.paid_at IS NOT NULL AND t.total_amount = o.pay_amount AND t.trade_no = o.trade_no)""",
+                 SELECT 1 FROM orders_paymentattempt a JOIN billing_devgatewaytrade t ON t.out_trade_no = a.out_trade_no
+                 WHERE a.order_id = o.id AND a.status = 'paid' AND t.paid_at IS NOT NULL
+                 AND t.total_amount = o.pay_amount AND t.trade_no = a.provider_trade_no)""",
         True,
     ),
     (
         "money_unsettled",
-        "trades the gateway took money for whose order is neither paid nor a refunded cancellation",
-        """SELECT t.out_trade_no FROM billing_devgatewaytrade t LEFT JOIN orders_order o ON o.order_no = t.out_trade_no
+        "trades the gateway took money for that neither paid their order nor were refunded in full",
+        """SELECT t.out_trade_no FROM billing_devgatewaytrade t
+           LEFT JOIN orders_paymentattempt a ON a.out_trade_no = t.out_trade_no
+           LEFT JOIN orders_order o ON o.id = a.order_id
            WHERE t.paid_at IS NOT NULL AND NOT (
-                 coalesce(o.status IN ('paid', 'refunded'), false)
-              OR (o.status = 'cancelled' AND o.refunded_at IS NOT NULL AND t.refunded_amount = t.total_amount))""",
+                 coalesce(a.status = 'paid' AND o.status IN ('paid', 'refunded'), false)
+              OR coalesce(a.status = 'refunded' AND t.refunded_amount = t.total_amount, false))""",
         False,  # a notify or refund may be in flight at a checkpoint; final check only
     ),
     (
@@ -1213,8 +1216,9 @@ def worker_log_findings(log_dir: Path) -> list[str]:
 def final_client_checks(cur, seen: list[Seen], result: CheckResult) -> None:
     """What each client was told is what the database ends with; no order the clients never saw."""
     cur.execute(
-        """SELECT o.order_no, o.status, o.cancel_reason, o.refunded_at IS NOT NULL, t.paid_at IS NOT NULL
-           FROM orders_order o LEFT JOIN billing_devgatewaytrade t ON t.out_trade_no = o.order_no"""
+        """SELECT o.order_no, o.status, o.cancel_reason, coalesce(a.status = 'refunded', false), t.paid_at IS NOT NULL
+           FROM orders_order o LEFT JOIN orders_paymentattempt a ON a.out_trade_no = o.order_no
+           LEFT JOIN billing_devgatewaytrade t ON t.out_trade_no = o.order_no"""
     )
     db = {no: (status, reason, refunded, trade_paid) for no, status, reason, refunded, trade_paid in cur.fetchall()}
     wrong = []
@@ -1540,9 +1544,7 @@ def main(argv=None) -> int:
         while now() < deadline:
             row = conn.execute(
                 """SELECT (SELECT count(*) FROM orders_order WHERE status = 'pending'),
-                          (SELECT count(*) FROM billing_devgatewaytrade t
-                           JOIN orders_order o ON o.order_no = t.out_trade_no
-                           WHERE t.paid_at IS NOT NULL AND o.status = 'cancelled' AND o.refunded_at IS NULL)"""
+                          (SELECT count(*) FROM orders_paymentattempt WHERE status = 'refund_required')"""
             ).fetchone()
             if row == (0, 0):
                 break
