@@ -13,6 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page, type Request } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { FIRST_LOAD_BUDGET_BYTES } from "../vite.config";
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const REPO = resolve(WEB, "..");
@@ -153,6 +154,33 @@ afterAll(async () => {
     if (server.exitCode === null) server.kill("SIGKILL");
   }
   if (varDir) rmSync(varDir, { recursive: true, force: true });
+});
+
+describe("the first load", () => {
+  test("is served precompressed, with hashed files cached for good, within the budget", async () => {
+    const fresh = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const first = await fresh.newPage();
+    const assets: { url: string; encoding: string; cache: string; bytes: number }[] = [];
+    first.on("requestfinished", async (request) => {
+      if (!["script", "stylesheet"].includes(request.resourceType())) return;
+      const response = await request.response();
+      const sizes = await request.sizes();
+      const headers = (await response?.allHeaders()) ?? {};
+      assets.push({ url: request.url(), encoding: headers["content-encoding"] ?? "", cache: headers["cache-control"] ?? "", bytes: sizes.responseBodySize });
+    });
+    await first.goto(`${base}/`);
+    await first.locator('[data-test="course-1"]').waitFor();
+    await first.waitForLoadState("networkidle");
+    await fresh.close();
+    expect(assets.length).toBeGreaterThan(0);
+    for (const asset of assets) {
+      expect(asset.encoding, asset.url).toBe("br");
+      expect(asset.cache, asset.url).toContain("immutable");
+    }
+    const total = assets.reduce((sum, asset) => sum + asset.bytes, 0);
+    console.log(`first load: ${assets.length} JS/CSS files, ${(total / 1000).toFixed(1)} kB as sent (brotli)`);
+    expect(total).toBeLessThanOrEqual(FIRST_LOAD_BUDGET_BYTES);
+  });
 });
 
 describe("the shop, end to end", () => {

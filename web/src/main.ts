@@ -1,5 +1,3 @@
-import ElementPlus, { ElMessage } from "element-plus";
-import "element-plus/dist/index.css";
 import { createApp } from "vue";
 import App from "@/App.vue";
 import { errorMessage } from "@/api/client";
@@ -7,13 +5,14 @@ import { createAppRouter } from "@/router";
 import { createShop, ShopKey } from "@/shop";
 import { SESSION_KEY } from "@/stores/session";
 import "@/styles.css";
+import { toastError } from "@/ui/feedback";
 
 const shop = createShop({ apiOrigin: import.meta.env.VITE_API_ORIGIN ?? "", storage: window.localStorage });
 const router = createAppRouter(shop);
 const app = createApp(App);
 
 // Whatever goes wrong, the user reads a message instead of a blank page.
-const showError = (error: unknown) => ElMessage.error({ message: errorMessage(error), grouping: true });
+const showError = (error: unknown) => toastError(errorMessage(error));
 app.config.errorHandler = (error) => {
   console.error(error);
   showError(error);
@@ -40,7 +39,6 @@ window.addEventListener("storage", (event) => {
 });
 if (shop.session.isLoggedIn.value) shop.cart.load().catch(() => undefined);
 
-app.use(ElementPlus);
 app.use(router);
 app.provide(ShopKey, shop);
 app.mount("#app");
