@@ -35,7 +35,7 @@ describe("order page", () => {
   test("someone else's or a missing order shows the API's message", async () => {
     const backend = fakeBackend().on("GET", `/api/v1/orders/${NO}`, () => envelope(404, "order_not_found", "No such order."));
     const { wrapper } = await mountPage(OrderDetailView, testShop(backend), `/orders/${NO}`);
-    expect(wrapper.get('[data-test="order-error"]').text()).toContain("No such order.");
+    expect(wrapper.get('[data-test="order-error"]').text()).toContain("We could not find this order.");
   });
 });
 
