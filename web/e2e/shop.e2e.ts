@@ -323,8 +323,19 @@ describe("an unpaid order is never lost (phone, 简体中文)", () => {
     expect(await byTest(page, "pending-banner").count()).toBe(0);
   });
 
-  test("offline, a tapped coupon is not shown as chosen; one alert; Retry applies it", async () => {
+  test("offline, a tapped checkbox or coupon is not shown as chosen; one alert; Retry applies it", async () => {
     expect((await api(`/cart/items`, { method: "POST", token, body: JSON.stringify({ course_id: 4 }) })).status).toBe(201);
+    await page.goto(`${base}/cart`);
+    const box = page.locator('[data-test^="cart-item-"] input[type="checkbox"]');
+    await byTest(page, "cart-total").filter({ hasText: "¥129.00" }).waitFor();
+    await page.context().setOffline(true);
+    await page.locator('[data-test^="cart-item-"] [data-test="item-select"]').click();
+    await page.locator(".el-message", { hasText: m.errors.network }).waitFor();
+    expect(await box.isChecked()).toBe(true);
+    expect(await byTest(page, "cart-total").textContent()).toBe("¥129.00");
+    expect(await page.getByText(m.errors.network).count()).toBe(1);
+    await page.context().setOffline(false);
+
     await page.goto(`${base}/checkout`);
     await byTest(page, "pay-amount").filter({ hasText: "¥129.00" }).waitFor();
     const coupon = page.locator(".coupon--choice", { hasText: "8折" });
@@ -333,6 +344,7 @@ describe("an unpaid order is never lost (phone, 简体中文)", () => {
     await byTest(page, "preview-error").filter({ hasText: m.errors.network }).waitFor();
     expect(await coupon.locator("input").isChecked()).toBe(false);
     expect(await coupon.getAttribute("class")).not.toContain("coupon--selected");
+    expect(await byTest(page, "coupon-none").locator("input").isChecked()).toBe(true);
     expect(await byTest(page, "pay-amount").textContent()).toBe("¥129.00");
     expect(await byTest(page, "submit-order").isDisabled()).toBe(true);
     expect(await page.getByText(m.errors.network).count()).toBe(1);

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test, vi } from "vitest";
 import CheckoutView from "@/views/CheckoutView.vue";
 import { createApi } from "@/api/client";
 import { createCheckoutStore } from "@/stores/checkout";
-import { order, preview } from "./fixtures";
+import { cart, cartItem, order, preview } from "./fixtures";
 import { BASE, envelope, fakeBackend, json, mountPage, settle, testShop, type FakeBackend } from "./fakeApi";
 
 afterEach(() => {
@@ -193,5 +193,65 @@ describe("checkout page", () => {
     // The order page is a lazily loaded route: wait for the navigation to land.
     await vi.waitFor(() => expect(router.currentRoute.value.fullPath).toBe("/orders/20261125100000123456"), { timeout: 5000 });
     expect(navigate).not.toHaveBeenCalled();
+  });
+});
+
+describe("checkout: no control shows a choice the total ignores", () => {
+  const offline = () => Promise.reject(new TypeError("Failed to fetch"));
+
+  test("a failed pricing keeps the breakdown and the controls on the last priced choice; Retry prices the wanted one", async () => {
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview()))
+      .on("GET", "/api/v1/checkout/preview", offline)
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview({ coupon_discount: "20.00", pay_amount: "478.00" })));
+    const { wrapper } = await mountPage(CheckoutView, testShop(backend), "/checkout");
+    const radio = () => wrapper.get('[data-test="coupon-7"] input').element as HTMLInputElement;
+
+    await wrapper.get('[data-test="coupon-7"] input').trigger("click");
+    await settle();
+    expect(radio().checked).toBe(false);
+    expect(wrapper.get('[data-test="coupon-7"]').classes()).not.toContain("coupon--selected");
+    expect((wrapper.get('[data-test="coupon-none"] input').element as HTMLInputElement).checked).toBe(true);
+    expect(wrapper.get('[data-test="pay-amount"]').text()).toBe("¥498.00");
+    expect(wrapper.get('[data-test="preview-error"]').text()).toContain("Could not reach the server.");
+    expect(wrapper.findAll('[role="alert"]')).toHaveLength(1);
+    expect(wrapper.get('[data-test="submit-order"]').attributes("disabled")).toBeDefined();
+
+    await wrapper.get('[data-test="preview-retry"]').trigger("click");
+    await settle();
+    expect(backend.calls("GET", "/api/v1/checkout/preview").at(-1)!.query.get("user_coupon_id")).toBe("7");
+    expect(radio().checked).toBe(true);
+    expect(wrapper.get('[data-test="pay-amount"]').text()).toBe("¥478.00");
+    expect(wrapper.find('[data-test="checkout-problem"]').exists()).toBe(false);
+    expect(wrapper.get('[data-test="submit-order"]').attributes("disabled")).toBeUndefined();
+  });
+
+  test("points the server did not price go back to the priced ones", async () => {
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview()))
+      .on("GET", "/api/v1/checkout/preview", offline);
+    const { store } = storeWith(backend);
+    await store.refresh();
+    await store.setPoints(500);
+    expect(store.state.wanted.points).toBe(500);
+    expect(store.state.applied?.points).toBe(0);
+    expect(store.settled.value).toBe(false);
+  });
+
+  test("a course held by an unpaid order, or owned, is named, with a way to the order", async () => {
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () =>
+        envelope(422, "already_purchased", "Some selected courses are already yours.", { enrolled_course_ids: [2], pending: { "1": "2026112510000042" } }),
+      )
+      .on("GET", "/api/v1/cart", () => json(200, cart([cartItem(1, "199.00"), cartItem(2, "299.00")], "498.00")))
+      .on("GET", "/api/v1/orders", () => json(200, { items: [], count: 0 }));
+    const shop = testShop(backend);
+    await shop.cart.load();
+    const { wrapper } = await mountPage(CheckoutView, shop, "/checkout");
+    const refusal = wrapper.get('[data-test="checkout-error"]');
+    expect(refusal.text()).toContain("“Course 1” is in order 2026112510000042, awaiting payment.");
+    expect(refusal.get("a").attributes("href")).toBe("/orders/2026112510000042");
+    expect(refusal.text()).toContain("“Course 2” is already yours");
+    expect(shop.ownership.owns(2)).toBe(true);
   });
 });
