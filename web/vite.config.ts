@@ -64,6 +64,14 @@ function firstLoadBudget(budget: number): Plugin {
         for (const row of totals) {
           console.log(`  ${row.name.padEnd(24)} ${kB(row.gzip).padStart(9)} gzip ${kB(row.br).padStart(9)} br  (${row.files} files)`);
         }
+        if (process.env.BUDGET_DETAIL) {
+          // BUDGET_DETAIL=1 npm run build: the largest modules of the first page's chunks.
+          const modules = [...rows[0].files]
+            .flatMap((file) => (bundle[file].type === "chunk" ? Object.entries((bundle[file] as Rolldown.OutputChunk).modules) : []))
+            .map(([id, info]) => [id.replace(/^.*node_modules\//, "").replace(/^.*\/src\//, "src/"), info.renderedLength] as const)
+            .sort((a, b) => b[1] - a[1]);
+          console.log(modules.slice(0, 30).map(([id, length]) => `    ${kB(length).padStart(9)}  ${id}`).join("\n"));
+        }
         const worst = totals.reduce((a, b) => (b.gzip > a.gzip ? b : a));
         if (worst.gzip > budget) {
           this.error(`first load of ${worst.name} is ${kB(worst.gzip)} gzip, over the ${kB(budget)} budget: import less up front`);
