@@ -285,8 +285,8 @@ if WECHATPAY_ENABLED and not WECHATPAY_DEV_GATEWAY:
 
 # --- Shop pages (web/, the Vue app; served by core/spa.py) ----------------------------------------
 # `make web` builds it into web/dist. WhiteNoise serves the build's files at the site root
-# (/assets/<name>-<8 character hash>.<ext> cached for good); core.spa answers index.html for the
-# app's routes.
+# (/assets/<name>-<8 character hash>.<ext> cached for good, as the .br or .gz the build writes
+# beside each file when the browser accepts it); core.spa answers index.html for the app's routes.
 SPA_DIST_DIR = Path(os.environ.get("SPA_DIST_DIR", BASE_DIR / "web" / "dist"))
 if SPA_DIST_DIR.is_dir():
     WHITENOISE_ROOT = SPA_DIST_DIR

@@ -1,5 +1,6 @@
 """The shop pages served by Django (core/spa.py + WhiteNoise), on a stand-in build in a temp dir."""
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,11 @@ INDEX_HTML = (
     '<!doctype html><html><head><script type="module" src="/assets/index-AbCd12_-.js"></script></head>'
     '<body><div id="app"></div></body></html>'
 )
-ASSET_JS = "console.log('shop');\n"
+# Long enough that gzip makes it smaller: WhiteNoise sends the smallest variant the browser accepts.
+ASSET_JS = "console.log('shop');\n" * 40
+# WhiteNoise sends the .br file as it is; these bytes only have to be told apart from the others.
+BROTLI_STAND_IN = b"brotli bytes"
+ASSET_JS_GZ = gzip.compress(ASSET_JS.encode(), mtime=0)
 
 
 @pytest.fixture
@@ -17,6 +22,9 @@ def dist(tmp_path: Path, settings) -> Path:
     (tmp_path / "assets").mkdir()
     (tmp_path / "index.html").write_text(INDEX_HTML)
     (tmp_path / "assets" / "index-AbCd12_-.js").write_text(ASSET_JS)
+    # The build writes .br and .gz beside each asset (web/vite.config.ts, precompress).
+    (tmp_path / "assets" / "index-AbCd12_-.js.gz").write_bytes(ASSET_JS_GZ)
+    (tmp_path / "assets" / "index-AbCd12_-.js.br").write_bytes(BROTLI_STAND_IN)
     (tmp_path / "favicon.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     settings.SPA_DIST_DIR = tmp_path
     # WhiteNoise reads its settings when the middleware is built: on a fresh Client's first request.
@@ -69,6 +77,24 @@ def test_built_assets_are_served_and_cached_for_good(dist, web):
     favicon = web.get("/favicon.svg")
     assert favicon.status_code == 200
     assert "immutable" not in favicon["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "encoding", "body"),
+    [
+        ("gzip, deflate, br, zstd", "br", BROTLI_STAND_IN),
+        ("gzip", "gzip", ASSET_JS_GZ),
+        ("", None, ASSET_JS.encode()),
+    ],
+)
+def test_assets_are_served_precompressed_and_cached_for_good(dist, web, accept, encoding, body):
+    response = web.get("/assets/index-AbCd12_-.js", HTTP_ACCEPT_ENCODING=accept)
+    assert response.status_code == 200
+    assert response.get("Content-Encoding") == encoding
+    assert b"".join(response.streaming_content) == body
+    assert response["Content-Type"].startswith("text/javascript")
+    assert "Accept-Encoding" in response["Vary"]
+    assert "immutable" in response["Cache-Control"] and "max-age=315360000" in response["Cache-Control"]
 
 
 @pytest.mark.parametrize("path", ["/assets/gone-AbCd1234.js", "/assets/", "/robots.txt", "/orders/123/logo.png"])

@@ -8,3 +8,6 @@ interface ImportMetaEnv {
 interface ImportMeta {
   readonly env: ImportMetaEnv;
 }
+
+/** Element Plus's per-component stylesheets (side effects only). */
+declare module "element-plus/es/components/*/style/css";

@@ -1,14 +1,28 @@
 // The checkout page's state: the server's price breakdown for the chosen coupon and points, and
 // order placement with ONE Idempotency-Key per page visit, reused for every submit until an
 // order exists, so a double click or a retry after a lost response makes one order.
-import { reactive } from "vue";
-import { ApiError, call, errorMessage, NETWORK_ERROR, type ApiClient, type Schemas } from "@/api/client";
+//
+// `wanted` is what the buyer last asked for; `applied` is what the breakdown on screen was priced
+// with. The page shows `applied` in its controls, so no control ever shows a choice the total
+// ignores (offline, a tapped coupon does not stay highlighted); a failed refresh keeps `wanted`
+// for the retry.
+import { computed, reactive } from "vue";
+import { ApiError, call, NETWORK_ERROR, type ApiClient, type Schemas } from "@/api/client";
 
 export type Preview = Schemas["CheckoutPreviewOut"];
 export type Order = Schemas["OrderOut"];
+export interface Choice {
+  couponId: number | null;
+  points: number;
+}
+/** Something the page changed on its own, to tell the buyer (a message key and its values). */
+export interface Notice {
+  key: "checkout.pointsLowered" | "checkout.pointsCapped" | "checkout.couponDropped";
+  params: Record<string, number>;
+}
 
 function asApiError(error: unknown): ApiError {
-  return error instanceof ApiError ? error : new ApiError(0, "client_error", errorMessage(error));
+  return error instanceof ApiError ? error : new ApiError(0, "client_error", error instanceof Error ? error.message : String(error));
 }
 
 function detail(error: ApiError, key: string): number | null {
@@ -19,13 +33,12 @@ function detail(error: ApiError, key: string): number | null {
 export function createCheckoutStore(api: ApiClient, newKey: () => string = () => crypto.randomUUID()) {
   const state = reactive({
     preview: null as Preview | null,
-    couponId: null as number | null,
-    points: 0,
+    wanted: { couponId: null, points: 0 } as Choice,
+    applied: null as Choice | null,
     loading: false,
-    /** why the breakdown could not be had (cart_empty, already_purchased, ...) */
+    /** why the breakdown could not be had for `wanted` (cart_empty, already_purchased, offline, ...) */
     error: null as ApiError | null,
-    /** what the page changed on its own (points lowered to the new maximum, ...) */
-    notice: "",
+    notice: null as Notice | null,
     submitting: false,
     submitError: null as ApiError | null,
     order: null as Order | null,
@@ -36,35 +49,39 @@ export function createCheckoutStore(api: ApiClient, newKey: () => string = () =>
 
   /** Fixes the choice after a refusal the page can resolve by itself; false when it cannot. */
   function adjustAfter(error: ApiError): boolean {
-    if (error.code === "points_exceed_limit" && detail(error, "max_points") !== null) {
-      state.points = detail(error, "max_points")!;
-      state.notice = `${error.message} Points set to ${state.points}.`;
+    const max = detail(error, "max_points");
+    if (error.code === "points_exceed_limit" && max !== null) {
+      state.wanted.points = max;
+      state.notice = { key: "checkout.pointsLowered", params: { points: max } };
       return true;
     }
-    if (error.code === "insufficient_points" && detail(error, "balance") !== null) {
-      state.points = Math.min(state.points, detail(error, "balance")!);
-      state.notice = `${error.message} Points set to ${state.points}.`;
+    const balance = detail(error, "balance");
+    if (error.code === "insufficient_points" && balance !== null) {
+      state.wanted.points = Math.min(state.wanted.points, balance);
+      state.notice = { key: "checkout.pointsCapped", params: { points: state.wanted.points } };
       return true;
     }
-    if (error.code === "coupon_invalid" && state.couponId !== null) {
-      state.couponId = null;
-      state.notice = `${error.message} The coupon was removed.`;
+    if (error.code === "coupon_invalid" && state.wanted.couponId !== null) {
+      state.wanted.couponId = null;
+      state.notice = { key: "checkout.couponDropped", params: {} };
       return true;
     }
     return false;
   }
 
-  /** Loads the breakdown for the current coupon and points; only the latest answer is kept. */
+  /** Prices `wanted`; only the latest answer is kept. */
   async function refresh(): Promise<void> {
     const run = ++previewRun;
     state.loading = true;
     try {
       for (let attempt = 0; ; attempt++) {
+        const asked = { ...state.wanted };
         try {
-          const query = { points: state.points, ...(state.couponId !== null ? { user_coupon_id: state.couponId } : {}) };
+          const query = { points: asked.points, ...(asked.couponId !== null ? { user_coupon_id: asked.couponId } : {}) };
           const preview = await call(api.GET("/api/v1/checkout/preview", { params: { query } }));
           if (run !== previewRun) return;
           state.preview = preview;
+          state.applied = asked;
           state.error = null;
           return;
         } catch (error) {
@@ -81,28 +98,39 @@ export function createCheckoutStore(api: ApiClient, newKey: () => string = () =>
   }
 
   function selectCoupon(userCouponId: number | null): Promise<void> {
-    state.couponId = userCouponId;
-    state.notice = "";
+    state.wanted.couponId = userCouponId;
+    state.notice = null;
     return refresh();
   }
 
   function setPoints(points: number): Promise<void> {
-    state.points = Math.max(0, Math.floor(points || 0));
-    state.notice = "";
+    state.wanted.points = Math.max(0, Math.floor(points || 0));
+    state.notice = null;
     return refresh();
   }
 
-  /** Places the order. Concurrent calls share one request; every call sends the same key. */
+  /** The breakdown on screen is the price of what the buyer asked for. */
+  const settled = computed(
+    () =>
+      !!state.preview &&
+      !state.error &&
+      !state.loading &&
+      state.applied?.couponId === state.wanted.couponId &&
+      state.applied?.points === state.wanted.points,
+  );
+
+  /** Places the order as priced on screen. Concurrent calls share one request; every call sends the same key. */
   function submit(): Promise<Order> {
     if (state.order) return Promise.resolve(state.order);
     placing ??= (async () => {
       state.submitting = true;
       state.submitError = null;
+      const choice = state.applied ?? state.wanted;
       try {
         const order = await call(
           api.POST("/api/v1/orders", {
             params: { header: { "Idempotency-Key": state.idempotencyKey } },
-            body: { pay_type: "alipay", user_coupon_id: state.couponId, points: state.points },
+            body: { pay_type: "alipay", user_coupon_id: choice.couponId, points: choice.points },
           }),
         );
         state.order = order;
@@ -121,7 +149,7 @@ export function createCheckoutStore(api: ApiClient, newKey: () => string = () =>
   /** A failed submit the user may simply retry (the same key makes it safe). */
   const retryable = (error: ApiError | null) => !!error && (error.code === NETWORK_ERROR || error.status >= 500);
 
-  return { state, refresh, selectCoupon, setPoints, submit, retryable };
+  return { state, settled, refresh, selectCoupon, setPoints, submit, retryable };
 }
 
 export type CheckoutStore = ReturnType<typeof createCheckoutStore>;

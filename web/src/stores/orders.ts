@@ -4,17 +4,6 @@ import { call, type ApiClient, type Schemas } from "@/api/client";
 export type Order = Schemas["OrderOut"];
 export type OrderStatus = Order["status"];
 
-export async function requestPayUrl(api: ApiClient, orderNo: string): Promise<string> {
-  const { pay_url } = await call(
-    api.POST("/api/v1/orders/{order_no}/pay", {
-      params: { path: { order_no: orderNo } },
-      body: { provider: "alipay", channel: "page" },
-    }),
-  );
-  if (!pay_url) throw new Error("The server answered no Alipay URL.");
-  return pay_url;
-}
-
 export function cancelOrder(api: ApiClient, orderNo: string): Promise<Order> {
   return call(api.POST("/api/v1/orders/{order_no}/cancel", { params: { path: { order_no: orderNo } } }));
 }

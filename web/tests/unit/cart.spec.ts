@@ -90,7 +90,7 @@ describe("cart page", () => {
       .on("GET", "/api/v1/cart", () => envelope(503, "service_unavailable", "The database is taking a nap."))
       .on("GET", "/api/v1/cart", () => json(200, cart([], "0.00")));
     const { wrapper } = await mountPage(CartView, testShop(backend), "/cart");
-    expect(wrapper.get('[data-test="cart-error"]').text()).toContain("The database is taking a nap.");
+    expect(wrapper.get('[data-test="cart-error"]').text()).toContain("The shop is briefly unavailable.");
     await wrapper.get('[data-test="cart-error"] button').trigger("click");
     await settle();
     expect(wrapper.text()).toContain("Your cart is empty.");
@@ -103,7 +103,7 @@ describe("cart page", () => {
     const { wrapper } = await mountPage(CartView, testShop(backend), "/cart");
     await wrapper.get('[data-test="item-remove"]').trigger("click");
     await settle();
-    expect(document.body.textContent).toContain("That item is no longer in your cart.");
+    expect(document.body.textContent).toContain("That course is no longer in your cart.");
     expect(backend.calls("GET", "/api/v1/cart")).toHaveLength(2);
   });
 
@@ -112,6 +112,7 @@ describe("cart page", () => {
     const shop = testShop(backend);
     await shop.cart.load();
     const { wrapper } = await mountPage(AppHeader, shop, "/");
-    expect(wrapper.get('[data-test="cart-badge"] sup').text()).toBe("2");
+    expect(wrapper.get('[data-test="cart-badge"]').text()).toBe("2");
+    expect(wrapper.get('[data-test="nav-cart"] .visually-hidden').text()).toBe(", 2 courses");
   });
 });

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test, vi } from "vitest";
 import CheckoutView from "@/views/CheckoutView.vue";
 import { createApi } from "@/api/client";
 import { createCheckoutStore } from "@/stores/checkout";
-import { order, preview } from "./fixtures";
+import { cart, cartItem, order, preview } from "./fixtures";
 import { BASE, envelope, fakeBackend, json, mountPage, settle, testShop, type FakeBackend } from "./fakeApi";
 
 afterEach(() => {
@@ -50,10 +50,10 @@ describe("checkout store: one Idempotency-Key per visit", () => {
 
     await expect(store.submit()).rejects.toMatchObject({ code: "network_error" });
     expect(store.retryable(store.state.submitError)).toBe(true);
-    store.state.points = 500;
+    store.state.wanted.points = 500;
     await expect(store.submit()).rejects.toMatchObject({ code: "insufficient_points", message: "You have 10 points, not 500." });
     expect(store.retryable(store.state.submitError)).toBe(false);
-    store.state.points = 0;
+    store.state.wanted.points = 0;
     await store.submit();
 
     const keys = backend.calls("POST", "/api/v1/orders").map((r) => r.headers.get("Idempotency-Key"));
@@ -92,11 +92,11 @@ describe("checkout store: the price breakdown", () => {
       )
       .on("GET", "/api/v1/checkout/preview", () => json(200, preview({ max_points: 3780 })));
     const { store } = storeWith(backend);
-    store.state.points = 4980;
+    store.state.wanted.points = 4980;
     await store.selectCoupon(7);
-    expect(store.state.points).toBe(3780);
+    expect(store.state.wanted.points).toBe(3780);
     expect(store.state.error).toBeNull();
-    expect(store.state.notice).toContain("At most 3780 points");
+    expect(store.state.notice).toEqual({ key: "checkout.pointsLowered", params: { points: 3780 } });
     expect(backend.calls("GET", "/api/v1/checkout/preview").at(-1)!.query.get("points")).toBe("3780");
   });
 
@@ -128,28 +128,31 @@ describe("checkout page", () => {
     expect(wrapper.get('[data-test="pay-amount"]').text()).toBe("¥498.00");
     expect(wrapper.findAll('[data-test="checkout-line"]')).toHaveLength(2);
     expect(wrapper.text()).toContain("Coupons (1)");
-    expect(wrapper.text()).toContain("Points (5000)");
+    expect(wrapper.text()).toContain("Points (you have 5000)");
     expect(wrapper.get('[data-test="points-rate"]').text()).toContain("10 points = ¥1.00");
 
-    await wrapper.get('[data-test="coupon-7"]').trigger("click");
+    await wrapper.get('[data-test="coupon-7"] input').trigger("click");
     await settle();
     expect(backend.calls("GET", "/api/v1/checkout/preview").at(-1)!.query.get("user_coupon_id")).toBe("7");
     expect(wrapper.get('[data-test="coupon-discount"]').text()).toBe("−¥20.00");
     expect(wrapper.get('[data-test="pay-amount"]').text()).toBe("¥478.00");
-    expect(wrapper.get('[data-test="coupon-7"]').attributes("aria-checked")).toBe("true");
+    expect((wrapper.get('[data-test="coupon-7"] input').element as HTMLInputElement).checked).toBe(true);
   });
 
   test("a double click places one order and opens the gateway once", async () => {
     const navigate = vi.fn();
     const backend = backendFor().on("POST", "/api/v1/orders", () => json(201, order()));
-    const { wrapper } = await mountPage(CheckoutView, testShop(backend, navigate), "/checkout");
+    const { wrapper, router } = await mountPage(CheckoutView, testShop(backend, navigate), "/checkout");
     const button = wrapper.get('[data-test="submit-order"]');
     await Promise.all([button.trigger("click"), button.trigger("click")]);
     await settle();
     expect(backend.calls("POST", "/api/v1/orders")).toHaveLength(1);
     expect(backend.calls("POST", "/api/v1/orders/20261125100000123456/pay")).toHaveLength(1);
-    expect(navigate).toHaveBeenCalledTimes(1);
+    // Before leaving, this history entry becomes the order's page (a lazily loaded route): Back
+    // from the cashier lands there.
+    await vi.waitFor(() => expect(navigate).toHaveBeenCalledTimes(1), { timeout: 5000 });
     expect(navigate).toHaveBeenCalledWith("http://pay.test/gateway?x=1");
+    expect(router.currentRoute.value.fullPath).toBe("/orders/20261125100000123456?payment=left");
   });
 
   test("an error is shown as its message; the retry carries the same key", async () => {
@@ -161,7 +164,7 @@ describe("checkout page", () => {
 
     await wrapper.get('[data-test="submit-order"]').trigger("click");
     await settle();
-    expect(wrapper.get('[data-test="submit-error"]').text()).toContain("That coupon has expired.");
+    expect(wrapper.get('[data-test="submit-error"]').text()).toContain("That coupon does not apply to this order.");
     expect(navigate).not.toHaveBeenCalled();
     expect(wrapper.get('[data-test="submit-order"]').attributes("disabled")).toBeUndefined();
 
@@ -170,7 +173,7 @@ describe("checkout page", () => {
     const keys = backend.calls("POST", "/api/v1/orders").map((r) => r.headers.get("Idempotency-Key"));
     expect(keys).toHaveLength(2);
     expect(keys[0]).toBe(keys[1]);
-    expect(navigate).toHaveBeenCalledTimes(1);
+    await vi.waitFor(() => expect(navigate).toHaveBeenCalledTimes(1), { timeout: 5000 });
   });
 
   test("an empty selection says so instead of showing a blank page", async () => {
@@ -190,5 +193,65 @@ describe("checkout page", () => {
     // The order page is a lazily loaded route: wait for the navigation to land.
     await vi.waitFor(() => expect(router.currentRoute.value.fullPath).toBe("/orders/20261125100000123456"), { timeout: 5000 });
     expect(navigate).not.toHaveBeenCalled();
+  });
+});
+
+describe("checkout: no control shows a choice the total ignores", () => {
+  const offline = () => Promise.reject(new TypeError("Failed to fetch"));
+
+  test("a failed pricing keeps the breakdown and the controls on the last priced choice; Retry prices the wanted one", async () => {
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview()))
+      .on("GET", "/api/v1/checkout/preview", offline)
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview({ coupon_discount: "20.00", pay_amount: "478.00" })));
+    const { wrapper } = await mountPage(CheckoutView, testShop(backend), "/checkout");
+    const radio = () => wrapper.get('[data-test="coupon-7"] input').element as HTMLInputElement;
+
+    await wrapper.get('[data-test="coupon-7"] input').trigger("click");
+    await settle();
+    expect(radio().checked).toBe(false);
+    expect(wrapper.get('[data-test="coupon-7"]').classes()).not.toContain("coupon--selected");
+    expect((wrapper.get('[data-test="coupon-none"] input').element as HTMLInputElement).checked).toBe(true);
+    expect(wrapper.get('[data-test="pay-amount"]').text()).toBe("¥498.00");
+    expect(wrapper.get('[data-test="preview-error"]').text()).toContain("Could not reach the server.");
+    expect(wrapper.findAll('[role="alert"]')).toHaveLength(1);
+    expect(wrapper.get('[data-test="submit-order"]').attributes("disabled")).toBeDefined();
+
+    await wrapper.get('[data-test="preview-retry"]').trigger("click");
+    await settle();
+    expect(backend.calls("GET", "/api/v1/checkout/preview").at(-1)!.query.get("user_coupon_id")).toBe("7");
+    expect(radio().checked).toBe(true);
+    expect(wrapper.get('[data-test="pay-amount"]').text()).toBe("¥478.00");
+    expect(wrapper.find('[data-test="checkout-problem"]').exists()).toBe(false);
+    expect(wrapper.get('[data-test="submit-order"]').attributes("disabled")).toBeUndefined();
+  });
+
+  test("points the server did not price go back to the priced ones", async () => {
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview()))
+      .on("GET", "/api/v1/checkout/preview", offline);
+    const { store } = storeWith(backend);
+    await store.refresh();
+    await store.setPoints(500);
+    expect(store.state.wanted.points).toBe(500);
+    expect(store.state.applied?.points).toBe(0);
+    expect(store.settled.value).toBe(false);
+  });
+
+  test("a course held by an unpaid order, or owned, is named, with a way to the order", async () => {
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () =>
+        envelope(422, "already_purchased", "Some selected courses are already yours.", { enrolled_course_ids: [2], pending: { "1": "2026112510000042" } }),
+      )
+      .on("GET", "/api/v1/cart", () => json(200, cart([cartItem(1, "199.00"), cartItem(2, "299.00")], "498.00")))
+      .on("GET", "/api/v1/orders", () => json(200, { items: [], count: 0 }));
+    const shop = testShop(backend);
+    await shop.cart.load();
+    const { wrapper } = await mountPage(CheckoutView, shop, "/checkout");
+    const refusal = wrapper.get('[data-test="checkout-error"]');
+    expect(refusal.text()).toContain("“Course 1” is in order 2026112510000042, awaiting payment.");
+    expect(refusal.get("a").attributes("href")).toBe("/orders/2026112510000042");
+    expect(refusal.text()).toContain("“Course 2” is already yours");
+    expect(shop.ownership.owns(2)).toBe(true);
   });
 });

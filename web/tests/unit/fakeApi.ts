@@ -3,6 +3,7 @@ import ElementPlus from "element-plus";
 import { mount, flushPromises } from "@vue/test-utils";
 import { createMemoryHistory } from "vue-router";
 import type { Component } from "vue";
+import { i18n } from "@/i18n";
 import { createAppRouter } from "@/router";
 import { createShop, ShopKey, type Shop } from "@/shop";
 import { SESSION_KEY } from "@/stores/session";
@@ -91,8 +92,8 @@ export function loggedInStorage(expiresInMs = 10 * 60_000): Storage {
   });
 }
 
-export function testShop(backend: FakeBackend, navigate: (url: string) => void = () => undefined): Shop {
-  return createShop({ apiOrigin: BASE, fetch: backend.fetch, storage: loggedInStorage(), navigate });
+export function testShop(backend: FakeBackend, navigate: (url: string) => void = () => undefined, storage: Storage = loggedInStorage()): Shop {
+  return createShop({ apiOrigin: BASE, fetch: backend.fetch, storage, sessionStorage: memoryStorage(), navigate });
 }
 
 /** Mounts a page the way the app does: Element Plus, the router (in memory), the shop. */
@@ -103,7 +104,7 @@ export async function mountPage(component: Component, shop: Shop, path: string) 
   const wrapper = mount(component, {
     attachTo: document.body,
     props: router.currentRoute.value.params as Record<string, unknown>,
-    global: { plugins: [ElementPlus, router], provide: { [ShopKey as symbol]: shop } },
+    global: { plugins: [ElementPlus, router, i18n], provide: { [ShopKey as symbol]: shop } },
   });
   await settle();
   return { wrapper, router };

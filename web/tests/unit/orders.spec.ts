@@ -35,7 +35,7 @@ describe("order page", () => {
   test("someone else's or a missing order shows the API's message", async () => {
     const backend = fakeBackend().on("GET", `/api/v1/orders/${NO}`, () => envelope(404, "order_not_found", "No such order."));
     const { wrapper } = await mountPage(OrderDetailView, testShop(backend), `/orders/${NO}`);
-    expect(wrapper.get('[data-test="order-error"]').text()).toContain("No such order.");
+    expect(wrapper.get('[data-test="order-error"]').text()).toContain("We could not find this order.");
   });
 });
 
@@ -65,5 +65,23 @@ describe("my orders", () => {
     await wrapper.get('[data-test="order-pay"]').trigger("click");
     await settle();
     expect(document.body.textContent).toContain("This order can no longer be paid.");
+  });
+});
+
+describe("cancelling", () => {
+  test("asks first (the dialog loads when needed), then cancels and says so", async () => {
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/orders", () => json(200, { items: [order({ expires_at: inTenMinutes() })], count: 1 }))
+      .on("POST", `/api/v1/orders/${NO}/cancel`, () => json(200, order({ status: "cancelled", cancel_reason: "user" })));
+    const { wrapper } = await mountPage(OrdersView, testShop(backend), "/orders");
+    await wrapper.get('[data-test="order-cancel"]').trigger("click");
+    const confirm = await vi.waitFor(() => {
+      const button = document.querySelector<HTMLButtonElement>(".el-message-box__btns .el-button--primary");
+      if (!button) throw new Error("no dialog yet");
+      return button;
+    });
+    expect(document.querySelector(".el-message-box")?.textContent).toContain(`Cancel order ${NO}? Its coupon and points come back to you.`);
+    confirm.click();
+    await vi.waitFor(() => expect(backend.calls("POST", `/api/v1/orders/${NO}/cancel`)).toHaveLength(1));
   });
 });

@@ -7,3 +7,12 @@ if (!("ResizeObserver" in window)) {
     disconnect() {}
   };
 }
+
+// Pages are tested in English unless a test switches to 简体中文 (tests/unit/i18n.spec.ts); the
+// locale is a module singleton, so every test starts from the same one.
+import { beforeEach } from "vitest";
+import { setLocale } from "@/i18n";
+
+beforeEach(async () => {
+  await setLocale("en");
+});
