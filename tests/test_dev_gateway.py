@@ -22,9 +22,9 @@ from billing.alipay import client as client_module
 from billing.alipay.client import AlipayClient, get_alipay_client
 from billing.alipay.errors import AlipayError, AlipaySignatureError
 from billing.alipay.keys import load_private_key
-from billing.alipay.signing import sign, verify_notification
+from billing.alipay.signing import sign, verify_message, verify_notification
 from billing.dev_gateway import keys as dev_keys
-from billing.dev_gateway.notify import signed_notify_params, signed_return_params
+from billing.dev_gateway.notify import send_notify, signed_notify_params, signed_return_params
 from billing.models import DevGatewayTrade
 from tests.test_alipay_signing import fixture_text
 
@@ -238,6 +238,29 @@ def test_pay_sends_a_verifiable_notify_and_a_signed_return(alipay, live_server, 
     again = requests.post(live_server.url + "/dev/alipay/pay/20260101000000000010", allow_redirects=False, timeout=10)
     assert again.status_code == 302
     assert len(notify_receiver.received) == 1
+
+
+def alipay_rule_string(params: dict[str, str]) -> str:
+    """Alipay's rule for a notify, written out here rather than taken from billing.alipay.signing:
+    every parameter but sign and sign_type, empty values included, sorted, k=v joined by &."""
+    return "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in ("sign", "sign_type"))
+
+
+def test_a_notify_with_an_empty_field_is_signed_over_it(alipay, live_server, notify_receiver):
+    open_and_pay(alipay, live_server, "20260101000000000012")
+    trade = DevGatewayTrade.objects.get(out_trade_no="20260101000000000012")
+
+    assert send_notify(trade, passback_params="", body="")
+
+    [_, (_, _, body)] = notify_receiver.received
+    assert b"&passback_params=&" in b"&" + body + b"&" and b"&body=&" in b"&" + body + b"&"
+    notify = QueryDict(body.decode("utf-8")).dict()
+    assert notify["passback_params"] == notify["body"] == ""
+    assert verify_message(alipay_rule_string(notify), notify["sign"], dev_keys.gateway_public_key())
+    assert alipay.verify_notification(notify) and alipay.is_ours(notify)
+    # Dropping the empty field, or filling it, breaks the signature.
+    assert not alipay.verify_notification({k: v for k, v in notify.items() if k != "passback_params"})
+    assert not alipay.verify_notification({**notify, "passback_params": "x"})
 
 
 def test_query_of_an_unknown_trade_is_none(alipay):

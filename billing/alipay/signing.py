@@ -1,10 +1,11 @@
 """RSA2 (SHA256withRSA, PKCS#1 v1.5) signatures the way Alipay computes them.
 
 Three different strings get signed, and mixing them up is the classic integration bug:
-- a request: every parameter except `sign` (so `sign_type` IS signed), sorted, `k=v&k=v`;
-- a notify or a synchronous return: every parameter except `sign` AND `sign_type`;
+- a request: every non-empty parameter except `sign` (so `sign_type` IS signed), sorted, `k=v&k=v`;
+- a notify or a synchronous return: every parameter except `sign` AND `sign_type`, empty values
+  included (`k=`), as Alipay's rule says and its Java SDK (rsaCheckV1) and python-alipay-sdk do;
 - a gateway response: the exact raw JSON text of its `<method>_response` member.
-Values are joined as they are (decoded, never URL-quoted); empty values are left out.
+Values are joined as they are (decoded, never URL-quoted).
 """
 
 import base64
@@ -24,19 +25,23 @@ _REQUEST_UNSIGNED = frozenset({"sign"})
 _NOTIFICATION_UNSIGNED = frozenset({"sign", "sign_type"})
 
 
-def _join(params: Mapping[str, Any], leave_out: frozenset[str]) -> str:
-    pairs = sorted((str(k), str(v)) for k, v in params.items() if k not in leave_out and v is not None and v != "")
+def _join(params: Mapping[str, Any], leave_out: frozenset[str], *, keep_empty: bool) -> str:
+    pairs = sorted(
+        (str(k), str(v)) for k, v in params.items() if k not in leave_out and v is not None and (keep_empty or v != "")
+    )
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
 def signing_string(params: Mapping[str, Any]) -> str:
-    """The string a request signature covers (`sign_type` included)."""
-    return _join(params, _REQUEST_UNSIGNED)
+    """The string a request signature covers (`sign_type` included; empty values left out, as the
+    open platform's request rule and the Java SDK's getSignContent say)."""
+    return _join(params, _REQUEST_UNSIGNED, keep_empty=False)
 
 
 def notification_string(params: Mapping[str, Any]) -> str:
-    """The string a notify / return signature covers (`sign_type` left out)."""
-    return _join(params, _NOTIFICATION_UNSIGNED)
+    """The string a notify / return signature covers: every parameter received but `sign` and
+    `sign_type`, an empty one too (Alipay signs `body=` when it sends `body=`)."""
+    return _join(params, _NOTIFICATION_UNSIGNED, keep_empty=True)
 
 
 def sign_message(message: str, private_key: RsaKey) -> str:

@@ -88,7 +88,8 @@ def signed_notify_params(
     trade_or_fields: DevGatewayTrade | Mapping[str, Any], *, private_key: RsaKey | None = None, **overrides: Any
 ) -> dict[str, str]:
     """A notify as Alipay would POST it, signed with the gateway key (or `private_key`).
-    An override of None removes that field before signing."""
+    An override of None removes that field before signing; an empty string is a field Alipay sent
+    empty, and is signed like any other."""
     params = notify_fields(trade_or_fields)
     return _signed(params, overrides, private_key)
 
@@ -118,12 +119,12 @@ def return_redirect_url(trade: DevGatewayTrade) -> str:
     return f"{trade.return_url}{separator}{urlencode(signed_return_params(trade))}"
 
 
-def send_notify(trade: DevGatewayTrade) -> bool:
+def send_notify(trade: DevGatewayTrade, **overrides: Any) -> bool:
     """POST the trade's notify to its notify_url once. True when the app answered exactly
-    `success`, the only answer that stops Alipay's retries."""
+    `success`, the only answer that stops Alipay's retries. `overrides` as for signed_notify_params."""
     if not trade.notify_url:
         return False
-    params = signed_notify_params(trade)
+    params = signed_notify_params(trade, **overrides)
     try:
         response = requests.post(
             trade.notify_url,
