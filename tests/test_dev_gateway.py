@@ -22,7 +22,7 @@ from billing.alipay import client as client_module
 from billing.alipay.client import AlipayClient, get_alipay_client
 from billing.alipay.errors import AlipayError, AlipaySignatureError
 from billing.alipay.keys import load_private_key
-from billing.alipay.signing import sign, verify_message, verify_notification
+from billing.alipay.signing import sign, verify_message, verify_notification, verify_request
 from billing.dev_gateway import keys as dev_keys
 from billing.dev_gateway.notify import send_notify, signed_notify_params, signed_return_params
 from billing.models import DevGatewayTrade
@@ -326,6 +326,37 @@ def test_refund_is_idempotent_by_request_no_and_never_exceeds_the_total(alipay, 
     assert (trade.refunded_amount, trade.refund_request_nos) == (Decimal("199.00"), ["R1", "R3"])
     # Refunded in full, the trade is closed, as at Alipay.
     assert alipay.query_trade(out_trade_no=no).trade_status == "TRADE_CLOSED"
+
+
+def test_calls_put_common_parameters_in_the_query_and_a_non_ascii_body_verifies(alipay, live_server, monkeypatch):
+    open_and_pay(alipay, live_server, "20260101000000000032")
+    sent: list[tuple[str, bytes, dict]] = []
+    real_post = requests.post
+
+    def recording_post(url, data=None, headers=None, **kwargs):
+        sent.append((url, data, headers))
+        return real_post(url, data=data, headers=headers, **kwargs)
+
+    monkeypatch.setattr(client_module.requests, "post", recording_post)
+    reason = "部分退款：Python 入门 + 进阶 a=b&c"
+
+    refund = alipay.refund_trade(
+        out_trade_no="20260101000000000032", refund_amount=Decimal("9.90"), out_request_no="R1", refund_reason=reason
+    )
+
+    assert (refund.fund_change, refund.refund_fee) == (True, Decimal("9.90"))  # the gateway verified it
+    [(url, body, headers)] = sent
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == alipay.gateway_url
+    query = {k: v[0] for k, v in parse_qs(parts.query, strict_parsing=True).items()}
+    assert set(query) == {"app_id", "method", "format", "charset", "sign_type", "timestamp", "version", "sign"}
+    assert (query["charset"], query["method"]) == ("utf-8", "alipay.trade.refund")
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded;charset=utf-8"
+    form = parse_qs(body.decode("ascii"), strict_parsing=True)
+    assert set(form) == {"biz_content"}
+    assert json.loads(form["biz_content"][0])["refund_reason"] == reason
+    # One signature over both halves: moving biz_content into the query changes nothing it covers.
+    assert verify_request({**query, "biz_content": form["biz_content"][0]}, dev_keys.app_public_key())
 
 
 def test_refund_of_an_unpaid_or_unknown_trade_is_an_error(alipay):
