@@ -2,7 +2,10 @@
 on the test-only certificates in tests/fixtures/alipay/certs (see its README for how)."""
 
 import hashlib
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cryptography import x509
@@ -15,8 +18,10 @@ from billing.alipay.certs import (
     load_certificates,
     root_certificate_sn,
 )
-from billing.alipay.errors import AlipayKeyError
+from billing.alipay.client import get_alipay_client
+from billing.alipay.errors import AlipayKeyError, AlipaySignatureError
 from billing.alipay.keys import load_private_key, load_public_key
+from billing.alipay.signing import sign_message, sign_notification, verify_request, verify_response
 from tests.test_alipay_signing import fixture_text
 
 CERTS = Path(__file__).parent / "fixtures" / "alipay" / "certs"
@@ -118,3 +123,68 @@ def test_a_root_file_with_no_rsa_root_and_a_non_rsa_alipay_certificate_are_refus
             alipay_cert=ecc_pem,
             alipay_root_cert=cert_text("test_only_alipayRootCert.crt"),
         )
+
+
+# The client in certificate mode ---------------------------------------------------------------
+
+
+@pytest.fixture
+def cert_settings(settings):
+    settings.ALIPAY_DEV_GATEWAY = False
+    settings.ALIPAY_DEV_GATEWAY_CERT_MODE = False
+    settings.ALIPAY_GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
+    settings.ALIPAY_APP_ID = "2021000000000000"
+    settings.ALIPAY_APP_PRIVATE_KEY_PATH = str(CERTS.parent / "test_only_app_private_pkcs1.pem")
+    settings.ALIPAY_PUBLIC_KEY_PATH = ""
+    settings.ALIPAY_CERT_MODE = True
+    settings.ALIPAY_APP_CERT_PATH = str(CERTS / "test_only_appCertPublicKey.crt")
+    settings.ALIPAY_PUBLIC_CERT_PATH = str(CERTS / "test_only_alipayCertPublicKey_RSA2.crt")
+    settings.ALIPAY_ROOT_CERT_PATH = str(CERTS / "test_only_alipayRootCert.crt")
+    return settings
+
+
+def test_the_configured_client_signs_the_sns_and_verifies_with_the_certificates_key(cert_settings):
+    client = get_alipay_client()
+    assert (client.cert_sns.app_cert_sn, client.cert_sns.alipay_root_cert_sn) == (APP_CERT_SN, ROOT_CERT_SN)
+    url = client.wap_pay_url(
+        out_trade_no="20260102030405123456",
+        total_amount=Decimal("1.00"),
+        subject="s",
+        time_expire=datetime(2026, 1, 1, tzinfo=UTC),
+        quit_url="https://shop.example.com/orders/20260102030405123456",
+    )
+    params = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert (params["app_cert_sn"], params["alipay_root_cert_sn"]) == (APP_CERT_SN, ROOT_CERT_SN)
+    assert verify_request(params, load_public_key(fixture_text("test_only_app_public_spki.pem")))
+    assert not verify_request({**params, "app_cert_sn": ALIPAY_CERT_SN}, client.app_private_key.public_key())
+
+    alipay_key = load_private_key(cert_text("test_only_alipay_cert_private_key.pem"))
+    notify = {"out_trade_no": "1", "total_amount": "1.00", "alipay_cert_sn": ALIPAY_CERT_SN, "body": ""}
+    assert client.verify_notification({**notify, "sign": sign_notification(notify, alipay_key)})
+    without_sn = {k: v for k, v in notify.items() if k != "alipay_cert_sn"}
+    assert client.verify_notification({**without_sn, "sign": sign_notification(without_sn, alipay_key)})
+    other = {**notify, "alipay_cert_sn": APP_CERT_SN}
+    assert not client.verify_notification({**other, "sign": sign_notification(other, alipay_key)})
+
+
+def test_answers_are_checked_against_the_alipay_certificates_sn(cert_settings):
+    client = get_alipay_client()
+    alipay_key = load_private_key(cert_text("test_only_alipay_cert_private_key.pem"))
+    inner = '{"code":"10000","msg":"Success","out_trade_no":"1"}'
+    signature = sign_message(inner, alipay_key)
+
+    def body(sn_member: str) -> str:
+        return f'{{"alipay_trade_close_response":{inner},{sn_member}"sign":"{signature}"}}'
+
+    key, method = client.alipay_public_key, "alipay.trade.close"
+    assert verify_response(body(f'"alipay_cert_sn":"{ALIPAY_CERT_SN}",'), method, key, alipay_cert_sn=ALIPAY_CERT_SN)
+    # Absent, the signature decides (as in Alipay's SDKs); another SN means a new certificate.
+    assert verify_response(body(""), method, key, alipay_cert_sn=ALIPAY_CERT_SN)["code"] == "10000"
+    with pytest.raises(AlipaySignatureError, match="download Alipay's new public-key certificate"):
+        verify_response(body(f'"alipay_cert_sn":"{APP_CERT_SN}",'), method, key, alipay_cert_sn=ALIPAY_CERT_SN)
+
+
+def test_an_app_certificate_for_another_key_is_refused(cert_settings):
+    cert_settings.ALIPAY_APP_PRIVATE_KEY_PATH = str(CERTS.parent / "test_only_other_private_pkcs1.pem")
+    with pytest.raises(AlipayKeyError, match="ALIPAY_APP_CERT_PATH certifies another key"):
+        get_alipay_client()

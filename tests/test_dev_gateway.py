@@ -6,6 +6,7 @@ import os
 import re
 import stat
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,10 +20,12 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.alipay import client as client_module
+from billing.alipay.certs import load_certificate_mode, load_certificates
 from billing.alipay.client import AlipayClient, get_alipay_client
 from billing.alipay.errors import AlipayError, AlipaySignatureError
 from billing.alipay.keys import load_private_key
 from billing.alipay.signing import sign, verify_message, verify_notification, verify_request
+from billing.dev_gateway import certs as dev_certs
 from billing.dev_gateway import keys as dev_keys
 from billing.dev_gateway.notify import send_notify, signed_notify_params, signed_return_params
 from billing.models import DevGatewayTrade
@@ -523,3 +526,70 @@ def test_dev_gateway_is_off_when_a_real_gateway_is_configured(dev_gateway):
     dev_gateway.ALIPAY_DEV_GATEWAY = False
     assert Client().get("/dev/alipay/gateway.do?method=alipay.trade.page.pay").status_code == 404
     assert Client().post("/dev/alipay/pay/1").status_code == 404
+
+
+# Certificate mode ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cert_mode(dev_gateway):
+    dev_gateway.ALIPAY_DEV_GATEWAY_CERT_MODE = True
+    return load_certificate_mode(**dev_certs.certificate_files())
+
+
+def client_like(alipay: AlipayClient, **changes) -> AlipayClient:
+    fields = {
+        "app_id": APP_ID,
+        "app_private_key": alipay.app_private_key,
+        "alipay_public_key": alipay.alipay_public_key,
+        "gateway_url": alipay.gateway_url,
+        "notify_url": alipay.notify_url,
+        "return_url": RETURN_URL,
+    }
+    return AlipayClient(**{**fields, **changes})
+
+
+@NO_LIVE_SERVER
+def test_dev_certificates_are_alipay_shaped_and_certify_the_dev_keys(cert_mode, dev_key_dir):
+    assert {p.name for p in dev_key_dir.iterdir()} >= {
+        "appCertPublicKey_dev.crt",
+        "alipayCertPublicKey_RSA2.crt",
+        "alipayRootCert.crt",
+    }
+    roots = load_certificates((dev_key_dir / "alipayRootCert.crt").read_text())
+    assert len(roots) == 2 and "_" not in cert_mode.sns.alipay_root_cert_sn  # the ECC root is left out
+    assert len(load_certificates((dev_key_dir / "alipayCertPublicKey_RSA2.crt").read_text())) == 2
+    assert cert_mode.alipay_public_key.n == dev_keys.gateway_public_key().n
+    assert cert_mode.app_public_key.n == dev_keys.app_public_key().n
+    assert dev_certs.certificate_sns() == cert_mode.sns
+    client = get_alipay_client()
+    assert client.cert_sns == cert_mode.sns
+
+
+def test_certificate_mode_gateway_checks_the_sns_and_names_its_certificate(
+    alipay, cert_mode, live_server, notify_receiver
+):
+    sns = cert_mode.sns
+    alipay = client_like(alipay, alipay_public_key=cert_mode.alipay_public_key, cert_sns=sns)
+    response = open_and_pay(alipay, live_server, "20260101000000000060")
+    assert response.status_code == 302
+    [notify] = notify_receiver.notifies()
+    assert notify["alipay_cert_sn"] == sns.alipay_cert_sn
+    assert verify_message(alipay_rule_string(notify), notify["sign"], cert_mode.alipay_public_key)
+    assert alipay.verify_notification(notify)
+    assert not alipay.verify_notification({**notify, "alipay_cert_sn": "0" * 32})
+    assert alipay.query_trade(out_trade_no="20260101000000000060").is_paid
+
+    # A client in public-key mode sends no SNs; a wrong root SN is refused too; both signed answers.
+    plain = client_like(alipay)
+    with pytest.raises(AlipayError) as caught:
+        plain.query_trade(out_trade_no="20260101000000000060")
+    assert (caught.value.code, caught.value.sub_code) == ("40002", "isv.app-cert-not-exist")
+    stale_root = client_like(alipay, cert_sns=replace(sns, alipay_root_cert_sn="0" * 32))
+    with pytest.raises(AlipayError) as caught:
+        stale_root.close_trade(out_trade_no="20260101000000000060")
+    assert caught.value.sub_code == "isv.invalid-alipay-root-cert-sn"
+    other_app = client_like(alipay, cert_sns=replace(sns, app_cert_sn="1" * 32))
+    page = requests.get(cashier_url(other_app, "20260101000000000061"), timeout=10)
+    assert page.status_code == 400 and "isv.app-cert-not-exist" in page.text
+    assert not DevGatewayTrade.objects.filter(out_trade_no="20260101000000000061").exists()

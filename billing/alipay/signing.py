@@ -101,11 +101,13 @@ def response_key(method: str) -> str:
     return method.replace(".", "_") + "_response"
 
 
-def verify_response(raw_body: str, method: str, public_key: RsaKey) -> dict[str, Any]:
+def verify_response(raw_body: str, method: str, public_key: RsaKey, *, alipay_cert_sn: str = "") -> dict[str, Any]:
     """The verified `<method>_response` object of a gateway answer (or its `error_response`).
 
     Alipay signs the bytes it sent, not a JSON value, so the signed text is cut out of the body
     as it arrived; re-serialising the parsed object could reorder keys or change escapes.
+    In certificate mode (`alipay_cert_sn` given), an answer naming another Alipay certificate
+    (its `alipay_cert_sn` member) is refused: Alipay has issued a new one, to be downloaded.
     Raises AlipaySignatureError when the signature is missing or wrong, AlipayError when the
     body is not an Alipay answer at all.
     """
@@ -119,6 +121,17 @@ def verify_response(raw_body: str, method: str, public_key: RsaKey) -> dict[str,
     if not isinstance(payload, dict):
         raise AlipayError(f"{method}: {response_key(method)} is not an object")
     signature = json.loads(members["sign"]) if "sign" in members else None
+    answered_sn = json.loads(members["alipay_cert_sn"]) if "alipay_cert_sn" in members else alipay_cert_sn
+    if alipay_cert_sn and answered_sn != alipay_cert_sn:
+        # Alipay's SDKs fetch the new certificate here (alipay.open.app.alipaycert.download); we
+        # stop instead, and the configured certificate file must be replaced.
+        raise AlipaySignatureError(
+            f"{method}: the answer is signed under Alipay certificate {answered_sn!r}, not {alipay_cert_sn!r} "
+            "(ALIPAY_PUBLIC_CERT_PATH): download Alipay's new public-key certificate",
+            code=str(payload.get("code", "")),
+            sub_code=str(payload.get("sub_code", "")),
+            sub_msg=str(payload.get("sub_msg", "")),
+        )
     signed_texts = [raw]
     if "\\/" in raw:
         # Alipay's own SDKs retry with `\/` unescaped: some gateway paths escape slashes after signing.

@@ -19,6 +19,7 @@ from django.utils import timezone
 from billing.alipay.formats import beijing_time, compact_json, format_amount
 from billing.alipay.keys import RsaKey
 from billing.alipay.signing import sign_notification
+from billing.dev_gateway import certs
 from billing.dev_gateway.keys import gateway_private_key
 from billing.dev_gateway.trades import new_trade_no
 from billing.models import DevGatewayTrade
@@ -148,6 +149,9 @@ def send_notify(trade: DevGatewayTrade, **overrides: Any) -> bool:
 
 
 def _signed(params: dict[str, str], overrides: Mapping[str, Any], private_key: RsaKey | None) -> dict[str, str]:
+    if settings.ALIPAY_DEV_GATEWAY_CERT_MODE:
+        # Signed with the rest: which Alipay certificate's key the receiver must verify with.
+        params["alipay_cert_sn"] = certs.certificate_sns().alipay_cert_sn
     for key, value in overrides.items():
         if value is None:
             params.pop(key, None)

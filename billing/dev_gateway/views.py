@@ -1,8 +1,9 @@
 """The dev gateway's HTTP face: `gateway.do` (page pay in the browser; query, close and refund
 from our server) and the cashier page's Pay button.
 
-Requests are checked as Alipay checks them (app_id, sign_type, the app's RSA2 signature over
-every parameter but `sign`); answers are signed with the gateway's own key.
+Requests are checked as Alipay checks them (app_id, sign_type, in certificate mode the app and
+root certificate SNs, the app's RSA2 signature over every parameter but `sign`); answers are
+signed with the gateway's own key and, in certificate mode, name its certificate's SN.
 """
 
 import json
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from billing.alipay.formats import beijing_time, compact_json, format_amount, parse_amount, parse_beijing_time
 from billing.alipay.signing import response_key, sign_message, verify_request
-from billing.dev_gateway import trades
+from billing.dev_gateway import certs, trades
 from billing.dev_gateway.keys import app_public_key, gateway_private_key
 from billing.dev_gateway.notify import DEV_BUYER_ID, return_redirect_url, send_notify
 from billing.dev_gateway.trades import GatewayRefusal
@@ -190,7 +191,13 @@ def signed_answer_text(method: str, answer: dict[str, Any]) -> str:
     inner = compact_json(answer)
     key = response_key(method) if method else "error_response"
     signature = sign_message(inner, gateway_private_key())
-    return f"{{{json.dumps(key)}:{inner},{json.dumps('sign')}:{json.dumps(signature)}}}"
+    # In certificate mode Alipay names the certificate whose key signed, beside (not inside) the signed text.
+    cert_sn = (
+        f'"alipay_cert_sn":{json.dumps(certs.certificate_sns().alipay_cert_sn)},'
+        if settings.ALIPAY_DEV_GATEWAY_CERT_MODE
+        else ""
+    )
+    return f"{{{json.dumps(key)}:{inner},{cert_sn}{json.dumps('sign')}:{json.dumps(signature)}}}"
 
 
 def _success(trade: DevGatewayTrade) -> dict[str, Any]:
@@ -210,6 +217,8 @@ def _checked_biz_content(params: dict[str, str]) -> dict[str, Any]:
         raise GatewayRefusal(**_invalid("isv.invalid-app-id", "无效的AppID参数 (unknown app_id)"))
     if params.get("sign_type") != "RSA2":
         raise GatewayRefusal(**_invalid("isv.invalid-signature-type", "无效的签名类型 (sign_type must be RSA2)"))
+    if settings.ALIPAY_DEV_GATEWAY_CERT_MODE:
+        _check_certificate_sns(params)
     if not verify_request(params, app_public_key()):
         raise GatewayRefusal(**_invalid("isv.invalid-signature", "验签出错 (the app's signature does not verify)"))
     try:
@@ -219,6 +228,24 @@ def _checked_biz_content(params: dict[str, str]) -> dict[str, Any]:
     if not isinstance(biz, dict):
         raise GatewayRefusal(**_invalid("isv.invalid-parameter", "biz_content is not a JSON object"))
     return biz
+
+
+def _check_certificate_sns(params: dict[str, str]) -> None:
+    # Alipay's answers to a missing or unknown SN (the app signing with certificates has no public key).
+    sns = certs.certificate_sns()
+    if params.get("app_cert_sn") != sns.app_cert_sn:
+        raise GatewayRefusal(
+            **_invalid(
+                "isv.app-cert-not-exist", f"应用公钥证书不存在 (no app certificate {params.get('app_cert_sn')!r})"
+            )
+        )
+    if params.get("alipay_root_cert_sn") != sns.alipay_root_cert_sn:
+        raise GatewayRefusal(
+            **_invalid(
+                "isv.invalid-alipay-root-cert-sn",
+                f"无效支付宝根证书序列号 (alipay_root_cert_sn {params.get('alipay_root_cert_sn')!r})",
+            )
+        )
 
 
 def _invalid(sub_code: str, sub_msg: str) -> dict[str, str]:
