@@ -1,6 +1,7 @@
 """The Alipay dev gateway, driven over real HTTP by the real client (live_server), with the
 notify caught by a small HTTP server standing in for our notify endpoint."""
 
+import html
 import json
 import os
 import re
@@ -142,6 +143,36 @@ def test_page_pay_url_opens_the_cashier_with_the_amount(alipay):
     assert f'href="{RETURN_URL}"' in response.text  # Cancel goes back without paying
     trade = DevGatewayTrade.objects.get(out_trade_no="20260101000000000001")
     assert (trade.status, trade.total_amount, trade.subject) == ("WAIT_BUYER_PAY", Decimal("199.00"), SUBJECT)
+
+
+def test_wap_pay_opens_a_phone_sized_cashier_whose_back_link_is_the_quit_url(alipay, live_server, notify_receiver):
+    quit_url = "https://shop.example.com/orders/20260101000000000007?from=alipay&x=1"
+    url = alipay.wap_pay_url(
+        out_trade_no="20260101000000000007",
+        total_amount=Decimal("19.90"),
+        subject=SUBJECT,
+        time_expire=timezone.now() + timedelta(minutes=30),
+        quit_url=quit_url,
+    )
+    page = requests.get(url, timeout=10)
+
+    assert page.status_code == 200
+    assert '<body class="phone">' in page.text and 'name="viewport" content="width=device-width' in page.text
+    assert "19.90" in page.text and pay_form_action(page.text) == "/dev/alipay/pay/20260101000000000007"
+    back = re.search(r'<a class="cancel" id="cancel" href="([^"]+)"', page.text)
+    assert back and html.unescape(back.group(1)) == quit_url  # not the return URL
+    trade = DevGatewayTrade.objects.get(out_trade_no="20260101000000000007")
+    assert (trade.product_code, trade.quit_url, trade.return_url) == ("QUICK_WAP_WAY", quit_url, RETURN_URL)
+
+    # Paying still ends at the return URL, after the notify, as page pay does.
+    paid = requests.post(live_server.url + "/dev/alipay/pay/20260101000000000007", allow_redirects=False, timeout=10)
+    assert paid.status_code == 302 and paid.headers["Location"].startswith(RETURN_URL + "?")
+    assert len(notify_receiver.received) == 1
+
+    # Page pay keeps the computer's page, whose Cancel goes back to the return URL.
+    desktop = requests.get(cashier_url(alipay, "20260101000000000008"), timeout=10)
+    assert '<body class="phone">' not in desktop.text and f'href="{RETURN_URL}"' in desktop.text
+    assert DevGatewayTrade.objects.get(out_trade_no="20260101000000000008").quit_url == ""
 
 
 def test_page_pay_also_takes_a_form_post(alipay):

@@ -99,6 +99,9 @@ def _browser_pay(request: HttpRequest, params: dict[str, str], *, product_code: 
         if not isinstance(subject, str) or not subject or len(subject) > 256:
             raise _invalid_parameter("subject must be 1 to 256 characters")
         time_expire = biz.get("time_expire")
+        quit_url = biz.get("quit_url", "")
+        if not isinstance(quit_url, str) or len(quit_url) > 400:
+            raise _invalid_parameter("quit_url must be a URL of at most 400 characters")
         trade = trades.open_trade(
             out_trade_no=_out_trade_no(biz),
             total_amount=amount,
@@ -106,6 +109,8 @@ def _browser_pay(request: HttpRequest, params: dict[str, str], *, product_code: 
             notify_url=params.get("notify_url", ""),
             return_url=params.get("return_url", ""),
             time_expire=_time(time_expire) if time_expire else None,
+            product_code=product_code,
+            quit_url=quit_url if product_code == BROWSER_PRODUCTS[WAP_PAY] else "",
         )
     except GatewayRefusal as refusal:
         return _error_page(request, f"{refusal.sub_code}: {refusal.sub_msg}", status=400)
@@ -114,7 +119,9 @@ def _browser_pay(request: HttpRequest, params: dict[str, str], *, product_code: 
 
 def _page_context(trade: DevGatewayTrade) -> dict[str, Any]:
     closed = trade.status == DevGatewayTrade.Status.TRADE_CLOSED
+    phone = trade.product_code == BROWSER_PRODUCTS[WAP_PAY]
     return {
+        "phone": phone,
         "trade": trade,
         "amount": format_amount(trade.total_amount),
         "deadline": beijing_time(trade.time_expire) if trade.time_expire else "",
@@ -122,8 +129,9 @@ def _page_context(trade: DevGatewayTrade) -> dict[str, Any]:
         "paid": trade.paid_at is not None,
         "expired": closed and trade.paid_at is None and trade.time_expire is not None and trade.time_expire <= now(),
         "closed": closed,
-        # Leaving without paying goes back with no parameters, as Alipay's cashier does.
-        "cancel_url": trade.return_url,
+        # Leaving without paying goes back with no parameters, as Alipay's cashier does: to the
+        # wap request's quit_url, else to return_url.
+        "cancel_url": (phone and trade.quit_url) or trade.return_url,
         "paid_return_url": return_redirect_url(trade) if trade.return_url and trade.paid_at else "",
     }
 
