@@ -32,9 +32,10 @@ LOCK_FILE = ".certificates.lock"
 VALID_FOR = timedelta(days=3650)
 
 
-def certificate_files() -> dict[str, str]:
-    """The three files' contents, keyed as load_certificate_mode() takes them."""
-    directory = Path(settings.ALIPAY_DEV_KEY_DIR)
+def certificate_files(directory: Path | None = None) -> dict[str, str]:
+    """The three files' contents (in ALIPAY_DEV_KEY_DIR unless `directory` is given), keyed as
+    load_certificate_mode() takes them."""
+    directory = Path(directory or settings.ALIPAY_DEV_KEY_DIR)
     with _locked(directory):
         if not all((directory / name).exists() for name in (APP_CERT_FILE, ALIPAY_CERT_FILE, ROOT_CERT_FILE)):
             _create_certificates(directory)
@@ -52,7 +53,7 @@ def certificate_sns() -> CertificateSNs:
 
 @functools.cache
 def _sns(directory: str) -> CertificateSNs:
-    return load_certificate_mode(**certificate_files()).sns
+    return load_certificate_mode(**certificate_files(Path(directory))).sns
 
 
 @contextlib.contextmanager
