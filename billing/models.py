@@ -167,6 +167,10 @@ class DevGatewayTrade(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.WAIT_BUYER_PAY)
     notify_url = models.CharField(max_length=500, blank=True)
     return_url = models.CharField(max_length=500, blank=True)
+    # FAST_INSTANT_TRADE_PAY (page pay, a computer) or QUICK_WAP_WAY (wap pay, a phone's browser).
+    product_code = models.CharField(max_length=32, default="FAST_INSTANT_TRADE_PAY")
+    # Wap pay: where the cashier's "back" sends a buyer who leaves without paying.
+    quit_url = models.CharField(max_length=500, blank=True)
     time_expire = models.DateTimeField(null=True, blank=True)
     refunded_amount = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"))
     # Every out_request_no already refunded: Alipay refunds each at most once.

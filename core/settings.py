@@ -224,6 +224,35 @@ ALIPAY_DEV_KEY_DIR = VAR_DIR / "alipay-dev"
 ALIPAY_APP_ID = os.environ.get("ALIPAY_APP_ID", "2021000000000000" if ALIPAY_DEV_GATEWAY else "")
 ALIPAY_APP_PRIVATE_KEY_PATH = os.environ.get("ALIPAY_APP_PRIVATE_KEY_PATH", "")
 ALIPAY_PUBLIC_KEY_PATH = os.environ.get("ALIPAY_PUBLIC_KEY_PATH", "")
+# Public-key certificate mode (公钥证书模式), instead of ALIPAY_PUBLIC_KEY_PATH: the app public-key
+# certificate (appCertPublicKey_<app id>.crt), the Alipay public-key certificate
+# (alipayCertPublicKey_RSA2.crt) and Alipay's root certificate (alipayRootCert.crt), all three.
+ALIPAY_APP_CERT_PATH = os.environ.get("ALIPAY_APP_CERT_PATH", "")
+ALIPAY_PUBLIC_CERT_PATH = os.environ.get("ALIPAY_PUBLIC_CERT_PATH", "")
+ALIPAY_ROOT_CERT_PATH = os.environ.get("ALIPAY_ROOT_CERT_PATH", "")
+_alipay_cert_paths = {
+    name: globals()[name] for name in ("ALIPAY_APP_CERT_PATH", "ALIPAY_PUBLIC_CERT_PATH", "ALIPAY_ROOT_CERT_PATH")
+}
+ALIPAY_CERT_MODE = all(_alipay_cert_paths.values())
+if any(_alipay_cert_paths.values()) and not ALIPAY_CERT_MODE:
+    raise ImproperlyConfigured(
+        "Alipay certificate mode needs all three certificate files: set "
+        f"{', '.join(name for name, path in _alipay_cert_paths.items() if not path)} too."
+    )
+if ALIPAY_CERT_MODE and ALIPAY_PUBLIC_KEY_PATH:
+    raise ImproperlyConfigured(
+        "Set ALIPAY_PUBLIC_KEY_PATH (public-key mode) or the three ALIPAY_*_CERT_PATH files (certificate mode), "
+        "not both: the app signs in one mode only."
+    )
+if ALIPAY_CERT_MODE and ALIPAY_DEV_GATEWAY:
+    raise ImproperlyConfigured(
+        "ALIPAY_DEV_GATEWAY=1 uses certificates of its own: unset the ALIPAY_*_CERT_PATH files, "
+        "and set ALIPAY_DEV_GATEWAY_CERT_MODE=1 for certificate mode."
+    )
+# The dev gateway in certificate mode: it issues its own CA and certificates under VAR_DIR/alipay-dev/.
+ALIPAY_DEV_GATEWAY_CERT_MODE = env_bool("ALIPAY_DEV_GATEWAY_CERT_MODE", False)
+if ALIPAY_DEV_GATEWAY_CERT_MODE and not ALIPAY_DEV_GATEWAY:
+    raise ImproperlyConfigured("ALIPAY_DEV_GATEWAY_CERT_MODE=1 needs ALIPAY_DEV_GATEWAY=1.")
 ALIPAY_SELLER_ID = os.environ.get("ALIPAY_SELLER_ID", "")
 # Where Alipay reaches us; in the embedded default that is this server itself.
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

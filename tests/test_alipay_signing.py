@@ -16,6 +16,7 @@ from billing.alipay.errors import AlipayError, AlipayKeyError, AlipaySignatureEr
 from billing.alipay.formats import beijing_time, compact_json, format_amount, parse_amount
 from billing.alipay.keys import load_private_key, load_public_key
 from billing.alipay.signing import (
+    notification_string,
     sign,
     sign_message,
     sign_notification,
@@ -108,7 +109,7 @@ def signed_notify() -> dict[str, str]:
 # Known answers ---------------------------------------------------------------------------------
 
 
-def test_signing_string_sorts_keeps_sign_type_and_drops_sign_and_empty_values():
+def test_signing_string_sorts_keeps_sign_type_and_drops_sign_and_empty_values():  # of a request
     assert signing_string({**REQUEST, "sign": "whatever"}) == REQUEST_STRING
 
 
@@ -185,8 +186,22 @@ def test_adding_or_removing_a_field_fails():
     params = signed_notify()
     assert not verify_notification({**params, "refund_fee": "199.00"}, PUBLIC_KEY)
     assert not verify_notification({k: v for k, v in params.items() if k != "seller_id"}, PUBLIC_KEY)
-    # Empty values are not signed, so an empty extra field changes nothing (Alipay's rule).
-    assert verify_notification({**params, "passback_params": ""}, PUBLIC_KEY)
+    # A notify's empty values are signed too (Alipay's rule), so an empty field added or dropped fails.
+    assert not verify_notification({**params, "passback_params": ""}, PUBLIC_KEY)
+    assert not verify_notification({k: v for k, v in params.items() if k != "body"}, PUBLIC_KEY)
+
+
+def test_a_notify_signature_covers_its_empty_values_and_a_request_signature_does_not():
+    params = real_notify()
+    assert params["body"] == ""
+    string = notification_string({**params, "sign": "x"})
+    assert string.startswith("app_id=2021000000000000&auth_app_id=2021000000000000&body=&buyer_id=")
+    assert "sign_type" not in string and "&sign=" not in string
+    # As python-alipay-sdk and Alipay's Java SDK (getSignCheckContentV1) verify a notify with an empty field.
+    message = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in ("sign", "sign_type"))
+    assert verify_notification({**params, "sign": sign_message(message, PRIVATE_KEY)}, PUBLIC_KEY)
+    # A request leaves empty values out (the open platform's rule for requests, and getSignContent's).
+    assert "goods_type" not in signing_string(REQUEST)
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,13 @@
 """The Alipay dev gateway, driven over real HTTP by the real client (live_server), with the
 notify caught by a small HTTP server standing in for our notify endpoint."""
 
+import html
 import json
 import os
 import re
 import stat
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,12 +21,14 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.alipay import client as client_module
+from billing.alipay.certs import load_certificate_mode, load_certificates
 from billing.alipay.client import AlipayClient, get_alipay_client
 from billing.alipay.errors import AlipayError, AlipaySignatureError
 from billing.alipay.keys import load_private_key
-from billing.alipay.signing import sign, verify_notification
+from billing.alipay.signing import sign, verify_message, verify_notification, verify_request
+from billing.dev_gateway import certs as dev_certs
 from billing.dev_gateway import keys as dev_keys
-from billing.dev_gateway.notify import signed_notify_params, signed_return_params
+from billing.dev_gateway.notify import send_notify, signed_notify_params, signed_return_params
 from billing.models import DevGatewayTrade
 from tests.test_alipay_signing import fixture_text
 
@@ -141,6 +145,36 @@ def test_page_pay_url_opens_the_cashier_with_the_amount(alipay):
     assert (trade.status, trade.total_amount, trade.subject) == ("WAIT_BUYER_PAY", Decimal("199.00"), SUBJECT)
 
 
+def test_wap_pay_opens_a_phone_sized_cashier_whose_back_link_is_the_quit_url(alipay, live_server, notify_receiver):
+    quit_url = "https://shop.example.com/orders/20260101000000000007?from=alipay&x=1"
+    url = alipay.wap_pay_url(
+        out_trade_no="20260101000000000007",
+        total_amount=Decimal("19.90"),
+        subject=SUBJECT,
+        time_expire=timezone.now() + timedelta(minutes=30),
+        quit_url=quit_url,
+    )
+    page = requests.get(url, timeout=10)
+
+    assert page.status_code == 200
+    assert '<body class="phone">' in page.text and 'name="viewport" content="width=device-width' in page.text
+    assert "19.90" in page.text and pay_form_action(page.text) == "/dev/alipay/pay/20260101000000000007"
+    back = re.search(r'<a class="cancel" id="cancel" href="([^"]+)"', page.text)
+    assert back and html.unescape(back.group(1)) == quit_url  # not the return URL
+    trade = DevGatewayTrade.objects.get(out_trade_no="20260101000000000007")
+    assert (trade.product_code, trade.quit_url, trade.return_url) == ("QUICK_WAP_WAY", quit_url, RETURN_URL)
+
+    # Paying still ends at the return URL, after the notify, as page pay does.
+    paid = requests.post(live_server.url + "/dev/alipay/pay/20260101000000000007", allow_redirects=False, timeout=10)
+    assert paid.status_code == 302 and paid.headers["Location"].startswith(RETURN_URL + "?")
+    assert len(notify_receiver.received) == 1
+
+    # Page pay keeps the computer's page, whose Cancel goes back to the return URL.
+    desktop = requests.get(cashier_url(alipay, "20260101000000000008"), timeout=10)
+    assert '<body class="phone">' not in desktop.text and f'href="{RETURN_URL}"' in desktop.text
+    assert DevGatewayTrade.objects.get(out_trade_no="20260101000000000008").quit_url == ""
+
+
 def test_page_pay_also_takes_a_form_post(alipay):
     # Alipay's SDKs can render page pay as an auto-submitting form instead of a URL.
     url = urlsplit(cashier_url(alipay, "20260101000000000006", "1.50"))
@@ -240,6 +274,29 @@ def test_pay_sends_a_verifiable_notify_and_a_signed_return(alipay, live_server, 
     assert len(notify_receiver.received) == 1
 
 
+def alipay_rule_string(params: dict[str, str]) -> str:
+    """Alipay's rule for a notify, written out here rather than taken from billing.alipay.signing:
+    every parameter but sign and sign_type, empty values included, sorted, k=v joined by &."""
+    return "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in ("sign", "sign_type"))
+
+
+def test_a_notify_with_an_empty_field_is_signed_over_it(alipay, live_server, notify_receiver):
+    open_and_pay(alipay, live_server, "20260101000000000012")
+    trade = DevGatewayTrade.objects.get(out_trade_no="20260101000000000012")
+
+    assert send_notify(trade, passback_params="", body="")
+
+    [_, (_, _, body)] = notify_receiver.received
+    assert b"&passback_params=&" in b"&" + body + b"&" and b"&body=&" in b"&" + body + b"&"
+    notify = QueryDict(body.decode("utf-8")).dict()
+    assert notify["passback_params"] == notify["body"] == ""
+    assert verify_message(alipay_rule_string(notify), notify["sign"], dev_keys.gateway_public_key())
+    assert alipay.verify_notification(notify) and alipay.is_ours(notify)
+    # Dropping the empty field, or filling it, breaks the signature.
+    assert not alipay.verify_notification({k: v for k, v in notify.items() if k != "passback_params"})
+    assert not alipay.verify_notification({**notify, "passback_params": "x"})
+
+
 def test_query_of_an_unknown_trade_is_none(alipay):
     assert alipay.query_trade(out_trade_no="20260101000000009999") is None
 
@@ -303,6 +360,37 @@ def test_refund_is_idempotent_by_request_no_and_never_exceeds_the_total(alipay, 
     assert (trade.refunded_amount, trade.refund_request_nos) == (Decimal("199.00"), ["R1", "R3"])
     # Refunded in full, the trade is closed, as at Alipay.
     assert alipay.query_trade(out_trade_no=no).trade_status == "TRADE_CLOSED"
+
+
+def test_calls_put_common_parameters_in_the_query_and_a_non_ascii_body_verifies(alipay, live_server, monkeypatch):
+    open_and_pay(alipay, live_server, "20260101000000000032")
+    sent: list[tuple[str, bytes, dict]] = []
+    real_post = requests.post
+
+    def recording_post(url, data=None, headers=None, **kwargs):
+        sent.append((url, data, headers))
+        return real_post(url, data=data, headers=headers, **kwargs)
+
+    monkeypatch.setattr(client_module.requests, "post", recording_post)
+    reason = "部分退款：Python 入门 + 进阶 a=b&c"
+
+    refund = alipay.refund_trade(
+        out_trade_no="20260101000000000032", refund_amount=Decimal("9.90"), out_request_no="R1", refund_reason=reason
+    )
+
+    assert (refund.fund_change, refund.refund_fee) == (True, Decimal("9.90"))  # the gateway verified it
+    [(url, body, headers)] = sent
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == alipay.gateway_url
+    query = {k: v[0] for k, v in parse_qs(parts.query, strict_parsing=True).items()}
+    assert set(query) == {"app_id", "method", "format", "charset", "sign_type", "timestamp", "version", "sign"}
+    assert (query["charset"], query["method"]) == ("utf-8", "alipay.trade.refund")
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded;charset=utf-8"
+    form = parse_qs(body.decode("ascii"), strict_parsing=True)
+    assert set(form) == {"biz_content"}
+    assert json.loads(form["biz_content"][0])["refund_reason"] == reason
+    # One signature over both halves: moving biz_content into the query changes nothing it covers.
+    assert verify_request({**query, "biz_content": form["biz_content"][0]}, dev_keys.app_public_key())
 
 
 def test_refund_of_an_unpaid_or_unknown_trade_is_an_error(alipay):
@@ -469,3 +557,70 @@ def test_dev_gateway_is_off_when_a_real_gateway_is_configured(dev_gateway):
     dev_gateway.ALIPAY_DEV_GATEWAY = False
     assert Client().get("/dev/alipay/gateway.do?method=alipay.trade.page.pay").status_code == 404
     assert Client().post("/dev/alipay/pay/1").status_code == 404
+
+
+# Certificate mode ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cert_mode(dev_gateway):
+    dev_gateway.ALIPAY_DEV_GATEWAY_CERT_MODE = True
+    return load_certificate_mode(**dev_certs.certificate_files())
+
+
+def client_like(alipay: AlipayClient, **changes) -> AlipayClient:
+    fields = {
+        "app_id": APP_ID,
+        "app_private_key": alipay.app_private_key,
+        "alipay_public_key": alipay.alipay_public_key,
+        "gateway_url": alipay.gateway_url,
+        "notify_url": alipay.notify_url,
+        "return_url": RETURN_URL,
+    }
+    return AlipayClient(**{**fields, **changes})
+
+
+@NO_LIVE_SERVER
+def test_dev_certificates_are_alipay_shaped_and_certify_the_dev_keys(cert_mode, dev_key_dir):
+    assert {p.name for p in dev_key_dir.iterdir()} >= {
+        "appCertPublicKey_dev.crt",
+        "alipayCertPublicKey_RSA2.crt",
+        "alipayRootCert.crt",
+    }
+    roots = load_certificates((dev_key_dir / "alipayRootCert.crt").read_text())
+    assert len(roots) == 2 and "_" not in cert_mode.sns.alipay_root_cert_sn  # the ECC root is left out
+    assert len(load_certificates((dev_key_dir / "alipayCertPublicKey_RSA2.crt").read_text())) == 2
+    assert cert_mode.alipay_public_key.n == dev_keys.gateway_public_key().n
+    assert cert_mode.app_public_key.n == dev_keys.app_public_key().n
+    assert dev_certs.certificate_sns() == cert_mode.sns
+    client = get_alipay_client()
+    assert client.cert_sns == cert_mode.sns
+
+
+def test_certificate_mode_gateway_checks_the_sns_and_names_its_certificate(
+    alipay, cert_mode, live_server, notify_receiver
+):
+    sns = cert_mode.sns
+    alipay = client_like(alipay, alipay_public_key=cert_mode.alipay_public_key, cert_sns=sns)
+    response = open_and_pay(alipay, live_server, "20260101000000000060")
+    assert response.status_code == 302
+    [notify] = notify_receiver.notifies()
+    assert notify["alipay_cert_sn"] == sns.alipay_cert_sn
+    assert verify_message(alipay_rule_string(notify), notify["sign"], cert_mode.alipay_public_key)
+    assert alipay.verify_notification(notify)
+    assert not alipay.verify_notification({**notify, "alipay_cert_sn": "0" * 32})
+    assert alipay.query_trade(out_trade_no="20260101000000000060").is_paid
+
+    # A client in public-key mode sends no SNs; a wrong root SN is refused too; both signed answers.
+    plain = client_like(alipay)
+    with pytest.raises(AlipayError) as caught:
+        plain.query_trade(out_trade_no="20260101000000000060")
+    assert (caught.value.code, caught.value.sub_code) == ("40002", "isv.app-cert-not-exist")
+    stale_root = client_like(alipay, cert_sns=replace(sns, alipay_root_cert_sn="0" * 32))
+    with pytest.raises(AlipayError) as caught:
+        stale_root.close_trade(out_trade_no="20260101000000000060")
+    assert caught.value.sub_code == "isv.invalid-alipay-root-cert-sn"
+    other_app = client_like(alipay, cert_sns=replace(sns, app_cert_sn="1" * 32))
+    page = requests.get(cashier_url(other_app, "20260101000000000061"), timeout=10)
+    assert page.status_code == 400 and "isv.app-cert-not-exist" in page.text
+    assert not DevGatewayTrade.objects.filter(out_trade_no="20260101000000000061").exists()

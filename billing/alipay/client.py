@@ -18,6 +18,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.urls import reverse
 
+from billing.alipay.certs import CertificateSNs, load_certificate_mode
 from billing.alipay.errors import AlipayError, AlipayKeyError
 from billing.alipay.formats import BEIJING, beijing_time, compact_json, format_amount, parse_amount
 from billing.alipay.keys import RsaKey, load_private_key, load_public_key
@@ -61,7 +62,10 @@ class AlipayClient:
         return_url: str,
         seller_id: str = "",
         timeout: float = 10,
+        cert_sns: CertificateSNs | None = None,
     ) -> None:
+        """`cert_sns` turns on public-key certificate mode; `alipay_public_key` is then the key
+        of the Alipay public-key certificate (billing.alipay.certs.load_certificate_mode)."""
         self.app_id = app_id
         self.app_private_key = (
             load_private_key(app_private_key) if isinstance(app_private_key, str) else app_private_key
@@ -74,6 +78,7 @@ class AlipayClient:
         self.return_url = return_url
         self.seller_id = seller_id
         self.timeout = timeout
+        self.cert_sns = cert_sns
 
     # Browser flow -----------------------------------------------------------------------------
 
@@ -169,20 +174,23 @@ class AlipayClient:
         _require_same_trade(method, answer, out_trade_no, required=False)
         return True
 
-    def refund_trade(self, *, out_trade_no: str, refund_amount: Decimal, out_request_no: str) -> RefundResult:
+    def refund_trade(
+        self, *, out_trade_no: str, refund_amount: Decimal, out_request_no: str, refund_reason: str = ""
+    ) -> RefundResult:
         """Refund part or all of a paid trade. Alipay refunds one out_request_no at most once,
-        so retrying with the same out_request_no after a timeout is safe."""
+        so retrying with the same out_request_no after a timeout is safe. `refund_reason` is shown
+        to the buyer."""
         if refund_amount <= 0:
             raise ValueError("A refund must be positive.")
         method = "alipay.trade.refund"
-        answer = self._call(
-            method,
-            {
-                "out_trade_no": out_trade_no,
-                "refund_amount": format_amount(refund_amount),
-                "out_request_no": out_request_no,
-            },
-        )
+        biz_content = {
+            "out_trade_no": out_trade_no,
+            "refund_amount": format_amount(refund_amount),
+            "out_request_no": out_request_no,
+        }
+        if refund_reason:
+            biz_content["refund_reason"] = refund_reason
+        answer = self._call(method, biz_content)
         _require_success(method, answer)
         _require_same_trade(method, answer, out_trade_no)
         try:
@@ -198,7 +206,10 @@ class AlipayClient:
     # Notifies and returns ---------------------------------------------------------------------
 
     def verify_notification(self, params: dict[str, Any]) -> bool:
-        """Whether a notify / return was signed by Alipay; pass `request.POST.dict()` (or GET)."""
+        """Whether a notify / return was signed by Alipay; pass `request.POST.dict()` (or GET).
+        In certificate mode one that names another Alipay certificate is refused too."""
+        if self.cert_sns and params.get("alipay_cert_sn", self.cert_sns.alipay_cert_sn) != self.cert_sns.alipay_cert_sn:
+            return False
         return verify_notification(params, self.alipay_public_key)
 
     def is_ours(self, params: dict[str, Any]) -> bool:
@@ -211,7 +222,7 @@ class AlipayClient:
     # Plumbing ---------------------------------------------------------------------------------
 
     def _common_params(self, method: str) -> dict[str, str]:
-        return {
+        params = {
             "app_id": self.app_id,
             "method": method,
             "format": "JSON",
@@ -220,13 +231,29 @@ class AlipayClient:
             "timestamp": beijing_time(datetime.now(tz=BEIJING)),
             "version": "1.0",
         }
+        if self.cert_sns:
+            # Signed like every other parameter: they name the certificates the gateway checks us against.
+            params["app_cert_sn"] = self.cert_sns.app_cert_sn
+            params["alipay_root_cert_sn"] = self.cert_sns.alipay_root_cert_sn
+        return params
 
     def _call(self, method: str, biz_content: dict[str, Any]) -> dict[str, Any]:
         params = self._common_params(method)
         params["biz_content"] = compact_json(biz_content)
         params["sign"] = sign(params, self.app_private_key)
+        # As Alipay's SDKs send a call: the common parameters (charset among them) in the query
+        # string, which the gateway reads before it decodes the body, and biz_content alone in the
+        # form body; the signature covers both.
+        body = urlencode({"biz_content": params.pop("biz_content")})
+        separator = "&" if "?" in self.gateway_url else "?"
+        url = f"{self.gateway_url}{separator}{urlencode(params)}"
         try:
-            response = requests.post(self.gateway_url, data=params, timeout=self.timeout)
+            response = requests.post(
+                url,
+                data=body.encode("ascii"),
+                headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"},
+                timeout=self.timeout,
+            )
         except requests.RequestException as exc:
             raise AlipayError(f"{method}: could not reach the gateway: {exc}") from exc
         if response.status_code != 200:
@@ -236,7 +263,8 @@ class AlipayClient:
             body = response.content.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise AlipayError(f"{method}: the answer is not UTF-8") from exc
-        return verify_response(body, method, self.alipay_public_key)
+        expected_sn = self.cert_sns.alipay_cert_sn if self.cert_sns else ""
+        return verify_response(body, method, self.alipay_public_key, alipay_cert_sn=expected_sn)
 
 
 def _is_trade_not_exist(answer: dict[str, Any]) -> bool:
@@ -264,8 +292,9 @@ def _require_same_trade(method: str, answer: dict[str, Any], out_trade_no: str, 
 
 @functools.cache
 def get_alipay_client() -> AlipayClient:
-    """The process's client, from settings: the dev gateway and its generated keys when
-    ALIPAY_DEV_GATEWAY is on, else the configured gateway and key files."""
+    """The process's client, from settings: the dev gateway and its generated keys (and
+    certificates, with ALIPAY_DEV_GATEWAY_CERT_MODE) when ALIPAY_DEV_GATEWAY is on, else the
+    configured gateway and key or certificate files."""
     common = {
         "app_id": settings.ALIPAY_APP_ID,
         "notify_url": settings.ALIPAY_NOTIFY_URL,
@@ -274,18 +303,47 @@ def get_alipay_client() -> AlipayClient:
         "timeout": settings.ALIPAY_TIMEOUT_SECONDS,
     }
     if settings.ALIPAY_DEV_GATEWAY:
+        from billing.dev_gateway import certs as dev_certs
         from billing.dev_gateway import keys as dev_keys
 
+        dev_gateway_url = settings.DEV_GATEWAY_BASE_URL + reverse("dev_gateway:gateway")
+        if settings.ALIPAY_DEV_GATEWAY_CERT_MODE:
+            # Read back from the files it wrote, as a real deployment reads Alipay's.
+            mode = load_certificate_mode(**dev_certs.certificate_files())
+            return AlipayClient(
+                app_private_key=dev_keys.app_private_key(),
+                alipay_public_key=mode.alipay_public_key,
+                gateway_url=dev_gateway_url,
+                cert_sns=mode.sns,
+                **common,
+            )
         return AlipayClient(
             app_private_key=dev_keys.app_private_key(),
             alipay_public_key=dev_keys.gateway_public_key(),
-            gateway_url=settings.DEV_GATEWAY_BASE_URL + reverse("dev_gateway:gateway"),
+            gateway_url=dev_gateway_url,
             **common,
         )
     if not settings.ALIPAY_APP_ID:
         raise AlipayError("ALIPAY_APP_ID is not set.")
+    app_private_key = load_private_key(_read_key_file("ALIPAY_APP_PRIVATE_KEY_PATH"))
+    if settings.ALIPAY_CERT_MODE:
+        mode = load_certificate_mode(
+            app_cert=_read_key_file("ALIPAY_APP_CERT_PATH"),
+            alipay_cert=_read_key_file("ALIPAY_PUBLIC_CERT_PATH"),
+            alipay_root_cert=_read_key_file("ALIPAY_ROOT_CERT_PATH"),
+        )
+        if (mode.app_public_key.n, mode.app_public_key.e) != (app_private_key.n, app_private_key.e):
+            # Every request would be refused as isv.invalid-signature; say which files disagree instead.
+            raise AlipayKeyError("ALIPAY_APP_CERT_PATH certifies another key than ALIPAY_APP_PRIVATE_KEY_PATH holds.")
+        return AlipayClient(
+            app_private_key=app_private_key,
+            alipay_public_key=mode.alipay_public_key,
+            gateway_url=settings.ALIPAY_GATEWAY_URL,
+            cert_sns=mode.sns,
+            **common,
+        )
     return AlipayClient(
-        app_private_key=load_private_key(_read_key_file("ALIPAY_APP_PRIVATE_KEY_PATH")),
+        app_private_key=app_private_key,
         alipay_public_key=load_public_key(_read_key_file("ALIPAY_PUBLIC_KEY_PATH")),
         gateway_url=settings.ALIPAY_GATEWAY_URL,
         **common,

@@ -1,10 +1,11 @@
 """RSA2 (SHA256withRSA, PKCS#1 v1.5) signatures the way Alipay computes them.
 
 Three different strings get signed, and mixing them up is the classic integration bug:
-- a request: every parameter except `sign` (so `sign_type` IS signed), sorted, `k=v&k=v`;
-- a notify or a synchronous return: every parameter except `sign` AND `sign_type`;
+- a request: every non-empty parameter except `sign` (so `sign_type` IS signed), sorted, `k=v&k=v`;
+- a notify or a synchronous return: every parameter except `sign` AND `sign_type`, empty values
+  included (`k=`), as Alipay's rule says and its Java SDK (rsaCheckV1) and python-alipay-sdk do;
 - a gateway response: the exact raw JSON text of its `<method>_response` member.
-Values are joined as they are (decoded, never URL-quoted); empty values are left out.
+Values are joined as they are (decoded, never URL-quoted).
 """
 
 import base64
@@ -24,19 +25,23 @@ _REQUEST_UNSIGNED = frozenset({"sign"})
 _NOTIFICATION_UNSIGNED = frozenset({"sign", "sign_type"})
 
 
-def _join(params: Mapping[str, Any], leave_out: frozenset[str]) -> str:
-    pairs = sorted((str(k), str(v)) for k, v in params.items() if k not in leave_out and v is not None and v != "")
+def _join(params: Mapping[str, Any], leave_out: frozenset[str], *, keep_empty: bool) -> str:
+    pairs = sorted(
+        (str(k), str(v)) for k, v in params.items() if k not in leave_out and v is not None and (keep_empty or v != "")
+    )
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
 def signing_string(params: Mapping[str, Any]) -> str:
-    """The string a request signature covers (`sign_type` included)."""
-    return _join(params, _REQUEST_UNSIGNED)
+    """The string a request signature covers (`sign_type` included; empty values left out, as the
+    open platform's request rule and the Java SDK's getSignContent say)."""
+    return _join(params, _REQUEST_UNSIGNED, keep_empty=False)
 
 
 def notification_string(params: Mapping[str, Any]) -> str:
-    """The string a notify / return signature covers (`sign_type` left out)."""
-    return _join(params, _NOTIFICATION_UNSIGNED)
+    """The string a notify / return signature covers: every parameter received but `sign` and
+    `sign_type`, an empty one too (Alipay signs `body=` when it sends `body=`)."""
+    return _join(params, _NOTIFICATION_UNSIGNED, keep_empty=True)
 
 
 def sign_message(message: str, private_key: RsaKey) -> str:
@@ -96,11 +101,13 @@ def response_key(method: str) -> str:
     return method.replace(".", "_") + "_response"
 
 
-def verify_response(raw_body: str, method: str, public_key: RsaKey) -> dict[str, Any]:
+def verify_response(raw_body: str, method: str, public_key: RsaKey, *, alipay_cert_sn: str = "") -> dict[str, Any]:
     """The verified `<method>_response` object of a gateway answer (or its `error_response`).
 
     Alipay signs the bytes it sent, not a JSON value, so the signed text is cut out of the body
     as it arrived; re-serialising the parsed object could reorder keys or change escapes.
+    In certificate mode (`alipay_cert_sn` given), an answer naming another Alipay certificate
+    (its `alipay_cert_sn` member) is refused: Alipay has issued a new one, to be downloaded.
     Raises AlipaySignatureError when the signature is missing or wrong, AlipayError when the
     body is not an Alipay answer at all.
     """
@@ -114,6 +121,17 @@ def verify_response(raw_body: str, method: str, public_key: RsaKey) -> dict[str,
     if not isinstance(payload, dict):
         raise AlipayError(f"{method}: {response_key(method)} is not an object")
     signature = json.loads(members["sign"]) if "sign" in members else None
+    answered_sn = json.loads(members["alipay_cert_sn"]) if "alipay_cert_sn" in members else alipay_cert_sn
+    if alipay_cert_sn and answered_sn != alipay_cert_sn:
+        # Alipay's SDKs fetch the new certificate here (alipay.open.app.alipaycert.download); we
+        # stop instead, and the configured certificate file must be replaced.
+        raise AlipaySignatureError(
+            f"{method}: the answer is signed under Alipay certificate {answered_sn!r}, not {alipay_cert_sn!r} "
+            "(ALIPAY_PUBLIC_CERT_PATH): download Alipay's new public-key certificate",
+            code=str(payload.get("code", "")),
+            sub_code=str(payload.get("sub_code", "")),
+            sub_msg=str(payload.get("sub_msg", "")),
+        )
     signed_texts = [raw]
     if "\\/" in raw:
         # Alipay's own SDKs retry with `\/` unescaped: some gateway paths escape slashes after signing.

@@ -19,6 +19,7 @@ from django.utils import timezone
 from billing.alipay.formats import beijing_time, compact_json, format_amount
 from billing.alipay.keys import RsaKey
 from billing.alipay.signing import sign_notification
+from billing.dev_gateway import certs
 from billing.dev_gateway.keys import gateway_private_key
 from billing.dev_gateway.trades import new_trade_no
 from billing.models import DevGatewayTrade
@@ -88,7 +89,8 @@ def signed_notify_params(
     trade_or_fields: DevGatewayTrade | Mapping[str, Any], *, private_key: RsaKey | None = None, **overrides: Any
 ) -> dict[str, str]:
     """A notify as Alipay would POST it, signed with the gateway key (or `private_key`).
-    An override of None removes that field before signing."""
+    An override of None removes that field before signing; an empty string is a field Alipay sent
+    empty, and is signed like any other."""
     params = notify_fields(trade_or_fields)
     return _signed(params, overrides, private_key)
 
@@ -118,12 +120,12 @@ def return_redirect_url(trade: DevGatewayTrade) -> str:
     return f"{trade.return_url}{separator}{urlencode(signed_return_params(trade))}"
 
 
-def send_notify(trade: DevGatewayTrade) -> bool:
+def send_notify(trade: DevGatewayTrade, **overrides: Any) -> bool:
     """POST the trade's notify to its notify_url once. True when the app answered exactly
-    `success`, the only answer that stops Alipay's retries."""
+    `success`, the only answer that stops Alipay's retries. `overrides` as for signed_notify_params."""
     if not trade.notify_url:
         return False
-    params = signed_notify_params(trade)
+    params = signed_notify_params(trade, **overrides)
     try:
         response = requests.post(
             trade.notify_url,
@@ -147,6 +149,9 @@ def send_notify(trade: DevGatewayTrade) -> bool:
 
 
 def _signed(params: dict[str, str], overrides: Mapping[str, Any], private_key: RsaKey | None) -> dict[str, str]:
+    if settings.ALIPAY_DEV_GATEWAY_CERT_MODE:
+        # Signed with the rest: which Alipay certificate's key the receiver must verify with.
+        params["alipay_cert_sn"] = certs.certificate_sns().alipay_cert_sn
     for key, value in overrides.items():
         if value is None:
             params.pop(key, None)

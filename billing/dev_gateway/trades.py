@@ -41,8 +41,11 @@ def open_trade(
     notify_url: str,
     return_url: str,
     time_expire: datetime | None,
+    product_code: str = "FAST_INSTANT_TRADE_PAY",
+    quit_url: str = "",
 ) -> DevGatewayTrade:
-    """The trade a page-pay request opens, or the one it opened before for the same out_trade_no."""
+    """The trade a page-pay or wap-pay request opens, or the one it opened before for the same
+    out_trade_no."""
     with transaction.atomic():
         trade, created = DevGatewayTrade.objects.select_for_update().get_or_create(
             out_trade_no=out_trade_no,
@@ -52,6 +55,8 @@ def open_trade(
                 "notify_url": notify_url,
                 "return_url": return_url,
                 "time_expire": time_expire,
+                "product_code": product_code,
+                "quit_url": quit_url,
             },
         )
         if created:
@@ -65,7 +70,8 @@ def open_trade(
             )
         if trade.status == Status.WAIT_BUYER_PAY:
             trade.notify_url, trade.return_url, trade.time_expire = notify_url, return_url, time_expire
-            trade.save(update_fields=["notify_url", "return_url", "time_expire"])
+            trade.product_code, trade.quit_url = product_code, quit_url
+            trade.save(update_fields=["notify_url", "return_url", "time_expire", "product_code", "quit_url"])
         _close_if_expired(trade)
         return trade
 

@@ -1,8 +1,9 @@
 """The dev gateway's HTTP face: `gateway.do` (page pay in the browser; query, close and refund
 from our server) and the cashier page's Pay button.
 
-Requests are checked as Alipay checks them (app_id, sign_type, the app's RSA2 signature over
-every parameter but `sign`); answers are signed with the gateway's own key.
+Requests are checked as Alipay checks them (app_id, sign_type, in certificate mode the app and
+root certificate SNs, the app's RSA2 signature over every parameter but `sign`); answers are
+signed with the gateway's own key and, in certificate mode, name its certificate's SN.
 """
 
 import json
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from billing.alipay.formats import beijing_time, compact_json, format_amount, parse_amount, parse_beijing_time
 from billing.alipay.signing import response_key, sign_message, verify_request
-from billing.dev_gateway import trades
+from billing.dev_gateway import certs, trades
 from billing.dev_gateway.keys import app_public_key, gateway_private_key
 from billing.dev_gateway.notify import DEV_BUYER_ID, return_redirect_url, send_notify
 from billing.dev_gateway.trades import GatewayRefusal
@@ -98,6 +99,9 @@ def _browser_pay(request: HttpRequest, params: dict[str, str], *, product_code: 
         if not isinstance(subject, str) or not subject or len(subject) > 256:
             raise _invalid_parameter("subject must be 1 to 256 characters")
         time_expire = biz.get("time_expire")
+        quit_url = biz.get("quit_url", "")
+        if not isinstance(quit_url, str) or len(quit_url) > 400:
+            raise _invalid_parameter("quit_url must be a URL of at most 400 characters")
         trade = trades.open_trade(
             out_trade_no=_out_trade_no(biz),
             total_amount=amount,
@@ -105,6 +109,8 @@ def _browser_pay(request: HttpRequest, params: dict[str, str], *, product_code: 
             notify_url=params.get("notify_url", ""),
             return_url=params.get("return_url", ""),
             time_expire=_time(time_expire) if time_expire else None,
+            product_code=product_code,
+            quit_url=quit_url if product_code == BROWSER_PRODUCTS[WAP_PAY] else "",
         )
     except GatewayRefusal as refusal:
         return _error_page(request, f"{refusal.sub_code}: {refusal.sub_msg}", status=400)
@@ -113,7 +119,9 @@ def _browser_pay(request: HttpRequest, params: dict[str, str], *, product_code: 
 
 def _page_context(trade: DevGatewayTrade) -> dict[str, Any]:
     closed = trade.status == DevGatewayTrade.Status.TRADE_CLOSED
+    phone = trade.product_code == BROWSER_PRODUCTS[WAP_PAY]
     return {
+        "phone": phone,
         "trade": trade,
         "amount": format_amount(trade.total_amount),
         "deadline": beijing_time(trade.time_expire) if trade.time_expire else "",
@@ -121,8 +129,9 @@ def _page_context(trade: DevGatewayTrade) -> dict[str, Any]:
         "paid": trade.paid_at is not None,
         "expired": closed and trade.paid_at is None and trade.time_expire is not None and trade.time_expire <= now(),
         "closed": closed,
-        # Leaving without paying goes back with no parameters, as Alipay's cashier does.
-        "cancel_url": trade.return_url,
+        # Leaving without paying goes back with no parameters, as Alipay's cashier does: to the
+        # wap request's quit_url, else to return_url.
+        "cancel_url": (phone and trade.quit_url) or trade.return_url,
         "paid_return_url": return_redirect_url(trade) if trade.return_url and trade.paid_at else "",
     }
 
@@ -190,7 +199,13 @@ def signed_answer_text(method: str, answer: dict[str, Any]) -> str:
     inner = compact_json(answer)
     key = response_key(method) if method else "error_response"
     signature = sign_message(inner, gateway_private_key())
-    return f"{{{json.dumps(key)}:{inner},{json.dumps('sign')}:{json.dumps(signature)}}}"
+    # In certificate mode Alipay names the certificate whose key signed, beside (not inside) the signed text.
+    cert_sn = (
+        f'"alipay_cert_sn":{json.dumps(certs.certificate_sns().alipay_cert_sn)},'
+        if settings.ALIPAY_DEV_GATEWAY_CERT_MODE
+        else ""
+    )
+    return f"{{{json.dumps(key)}:{inner},{cert_sn}{json.dumps('sign')}:{json.dumps(signature)}}}"
 
 
 def _success(trade: DevGatewayTrade) -> dict[str, Any]:
@@ -210,6 +225,8 @@ def _checked_biz_content(params: dict[str, str]) -> dict[str, Any]:
         raise GatewayRefusal(**_invalid("isv.invalid-app-id", "无效的AppID参数 (unknown app_id)"))
     if params.get("sign_type") != "RSA2":
         raise GatewayRefusal(**_invalid("isv.invalid-signature-type", "无效的签名类型 (sign_type must be RSA2)"))
+    if settings.ALIPAY_DEV_GATEWAY_CERT_MODE:
+        _check_certificate_sns(params)
     if not verify_request(params, app_public_key()):
         raise GatewayRefusal(**_invalid("isv.invalid-signature", "验签出错 (the app's signature does not verify)"))
     try:
@@ -219,6 +236,24 @@ def _checked_biz_content(params: dict[str, str]) -> dict[str, Any]:
     if not isinstance(biz, dict):
         raise GatewayRefusal(**_invalid("isv.invalid-parameter", "biz_content is not a JSON object"))
     return biz
+
+
+def _check_certificate_sns(params: dict[str, str]) -> None:
+    # Alipay's answers to a missing or unknown SN (the app signing with certificates has no public key).
+    sns = certs.certificate_sns()
+    if params.get("app_cert_sn") != sns.app_cert_sn:
+        raise GatewayRefusal(
+            **_invalid(
+                "isv.app-cert-not-exist", f"应用公钥证书不存在 (no app certificate {params.get('app_cert_sn')!r})"
+            )
+        )
+    if params.get("alipay_root_cert_sn") != sns.alipay_root_cert_sn:
+        raise GatewayRefusal(
+            **_invalid(
+                "isv.invalid-alipay-root-cert-sn",
+                f"无效支付宝根证书序列号 (alipay_root_cert_sn {params.get('alipay_root_cert_sn')!r})",
+            )
+        )
 
 
 def _invalid(sub_code: str, sub_msg: str) -> dict[str, str]:
