@@ -49,18 +49,22 @@ def load_or_create_key(path: Path) -> RsaKey:
 
 
 def _create_key_file(path: Path) -> None:
+    create_file_once(path, RSA.generate(2048).export_key(format="PEM", pkcs=8))
+
+
+def create_file_once(path: Path, content: bytes) -> None:
+    """Writes `path` unless it exists, readable by its owner only (mkstemp's mode), as a private
+    key should be. The dev gateways' keys and certificates are all made this way."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    pem = RSA.generate(2048).export_key(format="PEM", pkcs=8)
-    # mkstemp creates the file readable by its owner only, as a private key should be.
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         try:
             # link(), not replace(): when two processes start at once the first to finish wins
-            # and the other reads the winner's key. With replace() the loser's file would win
+            # and the other reads the winner's file. With replace() the loser's file would win
             # while the first process keeps signing with a key nobody else can see.
             os.link(temporary, path)
         except FileExistsError:

@@ -9,15 +9,13 @@ they change exactly when a key does.
 
 import functools
 import hashlib
-import os
 import secrets
 import string
-import tempfile
 from pathlib import Path
 
 from django.conf import settings
 
-from billing.dev_gateway.keys import load_or_create_key
+from billing.dev_gateway.keys import create_file_once, load_or_create_key
 from billing.wechatpay.keys import RsaKey, load_apiv3_key
 
 MERCHANT_KEY_FILE = "merchant_private_key.pem"
@@ -66,21 +64,3 @@ def _load_or_create_apiv3_key(path: Path) -> bytes:
         alphabet = string.ascii_letters + string.digits
         create_file_once(path, "".join(secrets.choice(alphabet) for _ in range(32)).encode("ascii"))
     return load_apiv3_key(path.read_bytes().strip())
-
-
-def create_file_once(path: Path, content: bytes) -> None:
-    """Write `path` unless it exists, readable by its owner only; when two processes race, the
-    first to finish wins and the other keeps the winner's content (as billing.dev_gateway.keys)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-    finally:
-        os.unlink(temporary)
