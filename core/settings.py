@@ -45,7 +45,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with a throttled login form (core/admin_site.py).
+    "core.apps.ShopAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -179,11 +180,15 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key"]
 CORS_EXPOSE_HEADERS = ["Idempotent-Replayed", "Retry-After"]
 
-# Requests per minute per client IP on /auth/*; 0 turns the limit off.
+# Requests per minute per client IP (core/throttling.py); 0 turns a limit off. Logins, sign-ups
+# and the admin's login form share AUTH_RATE_LIMIT; /auth/refresh and /auth/logout have their own.
 AUTH_RATE_LIMIT = env_int("AUTH_RATE_LIMIT", 20)
-# The client IP is REMOTE_ADDR unless you sit behind that many trusted proxies (X-Forwarded-For);
-# trusting the header by default would let anyone dodge the limit by sending their own.
-NINJA_NUM_PROXIES = env_int("NUM_PROXIES", 0)
+AUTH_REFRESH_RATE_LIMIT = env_int("AUTH_REFRESH_RATE_LIMIT", 120)
+# The client IP is REMOTE_ADDR unless you sit behind that many trusted proxies (X-Forwarded-For,
+# core/client_ip.py). Behind a proxy it must be set, or every client shares the proxy's buckets;
+# trusting the header without one would let anyone dodge the limits by sending their own.
+NUM_PROXIES = env_int("NUM_PROXIES", 0)
+NINJA_NUM_PROXIES = NUM_PROXIES
 # Request bodies above this answer 413 before anything reads them.
 MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES

@@ -3,9 +3,9 @@ import logging
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from ninja import Header, Query, Router, Status
 from ninja.pagination import paginate
-from ninja.throttling import BaseThrottle
 
 from core.auth import jwt_auth
+from core.client_ip import client_ip
 from core.schemas import ErrorOut, Pagination
 from orders import selectors, services
 from orders.schemas import (
@@ -24,11 +24,6 @@ from orders.schemas import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def client_ip(request: HttpRequest) -> str:
-    # REMOTE_ADDR, or X-Forwarded-For behind NUM_PROXIES trusted proxies (ninja's rule, as the throttles use).
-    return BaseThrottle().get_ident(request) or ""
 
 
 cart_router = Router(tags=["cart"], auth=jwt_auth)
