@@ -2,7 +2,7 @@ from django.http import HttpRequest
 from ninja import Router, Status
 from ninja.pagination import paginate
 
-from core import selectors, services
+from core import selectors, services, sessions
 from core.auth import jwt_auth
 from core.health import check_health
 from core.models import Course
@@ -25,14 +25,23 @@ def register(request: HttpRequest, payload: CredentialsIn):
 
 @auth_router.post("/token", response={200: TokenPairOut, 401: ErrorOut, 429: ErrorOut}, auth=None)
 def token(request: HttpRequest, payload: CredentialsIn):
-    return services.obtain_token_pair(username=payload.username, password=payload.password)
+    return sessions.log_in(username=payload.username, password=payload.password)
 
 
 @auth_router.post(
     "/refresh", response={200: TokenPairOut, 401: ErrorOut, 429: ErrorOut}, auth=None, throttle=refresh_throttle
 )
 def refresh(request: HttpRequest, payload: RefreshIn):
-    return services.refresh_token_pair(refresh=payload.refresh)
+    return sessions.rotate_session(refresh=payload.refresh)
+
+
+@auth_router.post(
+    "/logout", response={204: None, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut}, auth=None, throttle=refresh_throttle
+)
+def logout(request: HttpRequest, payload: RefreshIn):
+    """Ends the session the refresh token belongs to (its token family); other sessions stay."""
+    sessions.end_session(refresh=payload.refresh)
+    return Status(204, None)
 
 
 @me_router.get("", response=UserOut)
