@@ -1,18 +1,39 @@
+import unicodedata
 import uuid
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+
+def username_key(username: str) -> str:
+    """The form two usernames must not share: NFKC, case-folded (`Ｐrobe`, `PROBE`, `probe` are
+    one; so are `Straße` and `strasse`), and NFKC again, since folding can undo normalisation."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
 
 
 class User(AbstractUser):
     """The buyer. Custom from the first migration so it can grow without a painful swap."""
 
+    # Unique, so no two accounts look alike whatever wrote them (sign-up, admin, createsuperuser).
+    username_key = models.TextField(unique=True, editable=False)
     # Every token carries the version it was issued under (core/auth.py); raising it ends every
     # session of the user at once.
     token_version = models.PositiveIntegerField(default=0, editable=False)
 
+    def clean(self) -> None:
+        super().clean()  # NFKC-normalises the username
+        if not isinstance(self.username, str):  # a form already refused it
+            return
+        lookalike = User.objects.filter(username_key=username_key(self.username)).exclude(pk=self.pk)
+        if lookalike.exists():
+            raise ValidationError({"username": "A user with a username that looks the same already exists."})
+
     def save(self, *args, **kwargs) -> None:
+        self.username_key = username_key(self.username)
+        if kwargs.get("update_fields") is not None and "username" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "username_key"}
         # A password change (Django sets _password only in set_password, and clears it before the
         # re-hash it does on login) or a save of a deactivated account ends every session: the
         # admin, `changepassword` and password forms all come through here. Reactivating the
