@@ -2,10 +2,12 @@ import logging
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from ninja import Header, Query, Router, Status
+from ninja.decorators import decorate_view
 from ninja.pagination import paginate
 
 from core.auth import jwt_auth
 from core.client_ip import client_ip
+from core.middleware import limit_body
 from core.schemas import ErrorOut, Pagination
 from orders import selectors, services
 from orders.schemas import (
@@ -127,7 +129,13 @@ FORM_BODY = {
 }
 
 
-@payments_router.post("/alipay/notify", openapi_extra=FORM_BODY, response={200: str})
+# A real notify is a few kilobytes; anyone can POST to these endpoints, and what they send is
+# parsed and (summarised) stored, so a larger body is refused before that.
+NOTIFY_MAX_BODY_BYTES = 16 * 1024
+
+
+@payments_router.post("/alipay/notify", openapi_extra=FORM_BODY, response={200: str, 413: ErrorOut})
+@decorate_view(limit_body(NOTIFY_MAX_BODY_BYTES))
 def alipay_notify(request: HttpRequest):
     """Alipay's asynchronous notify. Answers exactly `success` once we hold the outcome, else
     `failure`, which makes Alipay send it again (for up to 25 hours)."""
@@ -135,7 +143,7 @@ def alipay_notify(request: HttpRequest):
         # .dict() keeps one value per field, decoded once (DESIGN.md "Alipay rules that bite").
         params = request.POST.dict()
         request.log_order_no = params.get("out_trade_no", "")[:32] or None
-        settled = services.handle_alipay_notify(params=params)
+        settled = services.handle_alipay_notify(params=params, body=request.body, remote_addr=client_ip(request))
     except Exception:
         logger.exception("alipay notify failed")
         settled = False
@@ -143,15 +151,18 @@ def alipay_notify(request: HttpRequest):
 
 
 @payments_router.post(
-    "/wechat/notify", openapi_extra=JSON_BODY, response={204: None, 400: WechatFailOut, 500: WechatFailOut}
+    "/wechat/notify",
+    openapi_extra=JSON_BODY,
+    response={204: None, 400: WechatFailOut, 413: ErrorOut, 500: WechatFailOut},
 )
+@decorate_view(limit_body(NOTIFY_MAX_BODY_BYTES))
 def wechat_notify(request: HttpRequest):
     """WeChat Pay's notify: signed headers over the raw body, its `resource` encrypted with our
     APIv3 key. 204 once we hold the outcome; otherwise `{"code": "FAIL", "message"}` and WeChat
     Pay sends it again."""
     try:
         answer = services.handle_wechat_notify(
-            headers=request.headers, body=request.body, remote_addr=request.META.get("REMOTE_ADDR", "")
+            headers=request.headers, body=request.body, remote_addr=client_ip(request)
         )
     except Exception:
         logger.exception("wechat notify failed")

@@ -16,6 +16,7 @@ from billing.alipay.errors import AlipayError, AlipayKeyError, AlipaySignatureEr
 from billing.alipay.formats import beijing_time, compact_json, format_amount, parse_amount
 from billing.alipay.keys import load_private_key, load_public_key
 from billing.alipay.signing import (
+    notification_string,
     sign,
     sign_message,
     sign_notification,
@@ -185,8 +186,19 @@ def test_adding_or_removing_a_field_fails():
     params = signed_notify()
     assert not verify_notification({**params, "refund_fee": "199.00"}, PUBLIC_KEY)
     assert not verify_notification({k: v for k, v in params.items() if k != "seller_id"}, PUBLIC_KEY)
-    # Empty values are not signed, so an empty extra field changes nothing (Alipay's rule).
-    assert verify_notification({**params, "passback_params": ""}, PUBLIC_KEY)
+    # A notify's empty values are signed too (`k=`), so an empty field added or dropped fails.
+    assert not verify_notification({**params, "passback_params": ""}, PUBLIC_KEY)
+    assert params["body"] == ""
+    assert not verify_notification({k: v for k, v in params.items() if k != "body"}, PUBLIC_KEY)
+
+
+def test_a_notify_signature_covers_its_empty_values():
+    # Alipay's string for a notify keeps `body=`; a request's string leaves empty values out.
+    params = real_notify()
+    assert "&body=&" in notification_string(params)
+    assert "goods_type" not in signing_string(REQUEST)
+    message = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in ("sign", "sign_type"))
+    assert verify_notification({**params, "sign": sign_message(message, PRIVATE_KEY)}, PUBLIC_KEY)
 
 
 @pytest.mark.parametrize(

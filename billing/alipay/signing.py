@@ -4,7 +4,8 @@ Three different strings get signed, and mixing them up is the classic integratio
 - a request: every parameter except `sign` (so `sign_type` IS signed), sorted, `k=v&k=v`;
 - a notify or a synchronous return: every parameter except `sign` AND `sign_type`;
 - a gateway response: the exact raw JSON text of its `<method>_response` member.
-Values are joined as they are (decoded, never URL-quoted); empty values are left out.
+Values are joined as they are (decoded, never URL-quoted). A request leaves empty values out; a
+notify or return keeps them (`k=`), as Alipay signs them (its Java SDK's rsaCheckV1).
 """
 
 import base64
@@ -24,19 +25,22 @@ _REQUEST_UNSIGNED = frozenset({"sign"})
 _NOTIFICATION_UNSIGNED = frozenset({"sign", "sign_type"})
 
 
-def _join(params: Mapping[str, Any], leave_out: frozenset[str]) -> str:
-    pairs = sorted((str(k), str(v)) for k, v in params.items() if k not in leave_out and v is not None and v != "")
+def _join(params: Mapping[str, Any], leave_out: frozenset[str], *, keep_empty: bool) -> str:
+    pairs = sorted(
+        (str(k), str(v)) for k, v in params.items() if k not in leave_out and v is not None and (keep_empty or v != "")
+    )
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
 def signing_string(params: Mapping[str, Any]) -> str:
-    """The string a request signature covers (`sign_type` included)."""
-    return _join(params, _REQUEST_UNSIGNED)
+    """The string a request signature covers (`sign_type` included, empty values left out)."""
+    return _join(params, _REQUEST_UNSIGNED, keep_empty=False)
 
 
 def notification_string(params: Mapping[str, Any]) -> str:
-    """The string a notify / return signature covers (`sign_type` left out)."""
-    return _join(params, _NOTIFICATION_UNSIGNED)
+    """The string a notify / return signature covers: every parameter received but `sign` and
+    `sign_type`, empty ones included (a genuine notify with `body=` must verify)."""
+    return _join(params, _NOTIFICATION_UNSIGNED, keep_empty=True)
 
 
 def sign_message(message: str, private_key: RsaKey) -> str:

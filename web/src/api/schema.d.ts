@@ -1962,6 +1962,15 @@ export interface operations {
                     "application/json": string;
                 };
             };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     orders_api_alipay_return: {
@@ -2009,6 +2018,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WechatFailOut"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
             /** @description Internal Server Error */
