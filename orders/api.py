@@ -17,6 +17,7 @@ from orders.schemas import (
     CheckoutPreviewOut,
     CheckoutQuery,
     OrderFilter,
+    OrderNo,
     OrderOut,
     PayIn,
     PayOut,
@@ -95,12 +96,12 @@ def list_orders(request: HttpRequest, filters: Query[OrderFilter]):
 
 
 @orders_router.get("/{order_no}", response={200: OrderOut, 404: ErrorOut})
-def get_order(request: HttpRequest, order_no: str):
+def get_order(request: HttpRequest, order_no: OrderNo):
     return selectors.get_user_order(user=request.auth, order_no=order_no)
 
 
 @orders_router.post("/{order_no}/cancel", response={200: OrderOut, 404: ErrorOut, 409: ErrorOut})
-def cancel_order(request: HttpRequest, order_no: str):
+def cancel_order(request: HttpRequest, order_no: OrderNo):
     services.cancel_order(user=request.auth, order_no=order_no)
     return selectors.get_user_order(user=request.auth, order_no=order_no)
 
@@ -108,7 +109,7 @@ def cancel_order(request: HttpRequest, order_no: str):
 @orders_router.post(
     "/{order_no}/pay", response={200: PayOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 503: ErrorOut}
 )
-def pay_order(request: HttpRequest, order_no: str, payload: PayIn | None = None):
+def pay_order(request: HttpRequest, order_no: OrderNo, payload: PayIn | None = None):
     """Opens (or reuses) a payment attempt for the provider and channel asked for."""
     choice = payload or PayIn()
     return services.request_payment(
