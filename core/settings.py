@@ -288,6 +288,29 @@ if WECHATPAY_ENABLED and not WECHATPAY_DEV_GATEWAY:
     if len(WECHATPAY_APIV3_KEY.encode("utf-8")) != 32:
         raise ImproperlyConfigured("WECHATPAY_APIV3_KEY must be the 32-character APIv3 key of the merchant platform.")
 
+# --- HTTPS and security headers ----------------------------------------------------------------------
+# SecurityMiddleware always sends X-Content-Type-Options: nosniff and Referrer-Policy (stated here so
+# `check --deploy` and a reader see them); core/spa.py adds a Content-Security-Policy to the shop
+# pages. When PUBLIC_BASE_URL is https, cookies are Secure, plain HTTP is redirected and HSTS is sent.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SERVED_OVER_HTTPS = PUBLIC_BASE_URL.startswith("https://")
+# Behind a proxy that terminates TLS, Django sees plain HTTP: name the header in which the proxy
+# says "https" (e.g. X-Forwarded-Proto; the proxy must set it on every request, never pass a
+# client's through), or the HTTPS redirect below would loop. Unset, no header is trusted.
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + os.environ["SECURE_PROXY_SSL_HEADER"].upper().replace("-", "_"), "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SERVED_OVER_HTTPS
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SERVED_OVER_HTTPS)
+# Load balancers ask for the health check over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if SERVED_OVER_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading commits every subdomain of the domain to HTTPS in browsers for months and is slow to
+# undo: opt in with SECURE_HSTS_PRELOAD=1 rather than by default (hence the silenced reminder).
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
 # --- Shop pages (web/, the Vue app; served by core/spa.py) ----------------------------------------
 # `make web` builds it into web/dist. WhiteNoise serves the build's files at the site root
 # (/assets/<name>-<8 character hash>.<ext> cached for good); core.spa answers index.html for the
