@@ -88,8 +88,8 @@ def seed(db: str, *, sizes: list[int], users: int) -> None:
         parts.append(
             f"""
             INSERT INTO core_user (id, password, last_login, is_superuser, username, first_name, last_name, email,
-                                   is_staff, is_active, date_joined)
-            SELECT g, '!bench', NULL, false, 'cart' || g, '', '', '', false, true, now()
+                                   is_staff, is_active, date_joined, username_key, token_version)
+            SELECT g, '!bench', NULL, false, 'cart' || g, '', '', '', false, true, now(), 'cart' || g, 0
             FROM generate_series({lo}, {hi}) g;
             INSERT INTO orders_cartitem (selected, created_at, course_id, user_id)
             SELECT true, now() - (c.id || ' seconds')::interval, c.id, g

@@ -20,8 +20,8 @@
 SELECT nextval('bench_pgbench_next_user') AS n \gset
 \set uid :first_uid + :n - :seq_offset - 1
 
--- core.auth.active_user()
-SELECT "id", "password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined" FROM core_user WHERE id = :uid AND is_active;
+-- core.auth.current_user()
+SELECT "id", "password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined", "username_key", "token_version" FROM core_user WHERE id = :uid AND is_active AND token_version = 0;
 
 BEGIN;
 

@@ -13,8 +13,8 @@
 SELECT nextval('bench_coupon_next_user') AS n \gset
 \set uid :first_uid + :n - :seq_offset - 1
 
--- core.auth.active_user()
-SELECT "id", "password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined" FROM core_user WHERE id = :uid AND is_active;
+-- core.auth.current_user()
+SELECT "id", "password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined", "username_key", "token_version" FROM core_user WHERE id = :uid AND is_active AND token_version = 0;
 
 -- Coupon.objects.filter(pk=coupon_id).first() (the terms are copied into the user coupon)
 SELECT "billing_coupon"."id", "billing_coupon"."name" AS cname, "billing_coupon"."kind", "billing_coupon"."threshold", "billing_coupon"."amount_off", "billing_coupon"."percent_off", "billing_coupon"."starts_at", "billing_coupon"."ends_at", "billing_coupon"."total_quantity", "billing_coupon"."issued_count", "billing_coupon"."created_at" FROM "billing_coupon" WHERE "billing_coupon"."id" = :coupon_id ORDER BY "billing_coupon"."id" ASC LIMIT 1 \gset

@@ -104,8 +104,8 @@ def seed(db: str, *, api_users: int, pgbench_users: int, soldout_claims: int) ->
                 '2999-01-01 00:00:00+00', {soldout_claims // 2}, 0, now());
         SELECT setval(pg_get_serial_sequence('billing_coupon', 'id'), {SOLDOUT_COUPON});
         INSERT INTO core_user (id, password, last_login, is_superuser, username, first_name, last_name, email,
-                               is_staff, is_active, date_joined)
-        SELECT g, '!bench', NULL, false, 'claim' || g, '', '', '', false, true, now()
+                               is_staff, is_active, date_joined, username_key, token_version)
+        SELECT g, '!bench', NULL, false, 'claim' || g, '', '', '', false, true, now(), 'claim' || g, 0
         FROM (SELECT generate_series({API_UID_BASE + 1}, {API_UID_BASE + api_users}) g
               UNION ALL SELECT generate_series({SOLDOUT_UID_BASE + 1}, {SOLDOUT_UID_BASE + soldout_claims})
               UNION ALL SELECT generate_series({PGB_UID_BASE + 1}, {PGB_UID_BASE + pgbench_users})) u;

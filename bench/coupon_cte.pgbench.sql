@@ -8,7 +8,7 @@
 SELECT nextval('bench_coupon_next_user') AS n \gset
 \set uid :first_uid + :n - :seq_offset - 1
 
-SELECT "id", "password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined" FROM core_user WHERE id = :uid AND is_active;
+SELECT "id", "password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined", "username_key", "token_version" FROM core_user WHERE id = :uid AND is_active AND token_version = 0;
 SELECT "billing_coupon"."id", "billing_coupon"."name" AS cname, "billing_coupon"."kind", "billing_coupon"."threshold", "billing_coupon"."amount_off", "billing_coupon"."percent_off", "billing_coupon"."starts_at", "billing_coupon"."ends_at", "billing_coupon"."total_quantity", "billing_coupon"."issued_count", "billing_coupon"."created_at" FROM "billing_coupon" WHERE "billing_coupon"."id" = :coupon_id ORDER BY "billing_coupon"."id" ASC LIMIT 1 \gset
 
 WITH c AS (UPDATE "billing_coupon" SET "issued_count" = "issued_count" + 1 WHERE "id" = :coupon_id AND "issued_count" < "total_quantity" RETURNING "id", "name", "kind", "threshold", "amount_off", "percent_off", "starts_at", "ends_at")

@@ -117,8 +117,8 @@ def seed(db: str, *, orders: int, overdue: bool) -> None:
         VALUES ({COUPON_ID}, 'Bench {COUPON_OFF} off', 'fixed', 0, {COUPON_OFF}, NULL, now() - interval '1 day',
                 now() + interval '30 days', {orders}, {orders // 3}, now());
         INSERT INTO core_user (id, password, last_login, is_superuser, username, first_name, last_name, email,
-                               is_staff, is_active, date_joined)
-        SELECT g, '!bench', NULL, false, 'expiry' || g, '', '', '', false, true, now()
+                               is_staff, is_active, date_joined, username_key, token_version)
+        SELECT g, '!bench', NULL, false, 'expiry' || g, '', '', '', false, true, now(), 'expiry' || g, 0
         FROM generate_series(1, {orders}) g;
         -- Order g: lines for courses (g % 50) + 1 ... (1 to 3 of them); points if g is even,
         -- the user's coupon if g is a multiple of 3. Order id == user id == g.

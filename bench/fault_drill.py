@@ -255,8 +255,8 @@ def seed(db: str, users: int) -> None:
         VALUES (1, 'Drill {COUPON_OFF} off', 'fixed', 0, {COUPON_OFF}, NULL, now() - interval '1 day',
                 now() + interval '30 days', {users}, {users}, now());
         INSERT INTO core_user (id, password, last_login, is_superuser, username, first_name, last_name, email,
-                               is_staff, is_active, date_joined)
-        SELECT g, '!drill', NULL, false, 'drill' || g, '', '', '', false, true, now()
+                               is_staff, is_active, date_joined, username_key, token_version)
+        SELECT g, '!drill', NULL, false, 'drill' || g, '', '', '', false, true, now(), 'drill' || g, 0
         FROM generate_series(1, {users}) g;
         INSERT INTO orders_cartitem (selected, created_at, course_id, user_id)
         SELECT true, now(), ((g + k) % {COURSES}) + 1, g

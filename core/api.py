@@ -2,15 +2,17 @@ from django.http import HttpRequest
 from ninja import Router, Status
 from ninja.pagination import paginate
 
-from core import selectors, services
+from core import selectors, services, sessions
 from core.auth import jwt_auth
 from core.health import check_health
 from core.models import Course
 from core.schemas import CourseOut, CredentialsIn, ErrorOut, HealthOut, Pagination, RefreshIn, TokenPairOut, UserOut
-from core.throttling import AuthRateThrottle
+from core.throttling import LOGIN, REFRESH, BucketThrottle
 
-# Throttled per client IP: these are the endpoints password guessing and sign-up spam hit.
-auth_router = Router(tags=["auth"], throttle=[AuthRateThrottle()])
+# Throttled per client IP: password guesses and sign-ups share one bucket (with the admin's
+# login form); refreshes have a larger one of their own.
+auth_router = Router(tags=["auth"], throttle=BucketThrottle(LOGIN))
+refresh_throttle = BucketThrottle(REFRESH)
 courses_router = Router(tags=["courses"])
 health_router = Router(tags=["health"])
 me_router = Router(tags=["me"], auth=jwt_auth)
@@ -23,12 +25,23 @@ def register(request: HttpRequest, payload: CredentialsIn):
 
 @auth_router.post("/token", response={200: TokenPairOut, 401: ErrorOut, 429: ErrorOut}, auth=None)
 def token(request: HttpRequest, payload: CredentialsIn):
-    return services.obtain_token_pair(username=payload.username, password=payload.password)
+    return sessions.log_in(username=payload.username, password=payload.password)
 
 
-@auth_router.post("/refresh", response={200: TokenPairOut, 401: ErrorOut, 429: ErrorOut}, auth=None)
+@auth_router.post(
+    "/refresh", response={200: TokenPairOut, 401: ErrorOut, 429: ErrorOut}, auth=None, throttle=refresh_throttle
+)
 def refresh(request: HttpRequest, payload: RefreshIn):
-    return services.refresh_token_pair(refresh=payload.refresh)
+    return sessions.rotate_session(refresh=payload.refresh)
+
+
+@auth_router.post(
+    "/logout", response={204: None, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut}, auth=None, throttle=refresh_throttle
+)
+def logout(request: HttpRequest, payload: RefreshIn):
+    """Ends the session the refresh token belongs to (its token family); other sessions stay."""
+    sessions.end_session(refresh=payload.refresh)
+    return Status(204, None)
 
 
 @me_router.get("", response=UserOut)

@@ -2,6 +2,8 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
+from functools import wraps
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -48,6 +50,24 @@ class ApiErrorEnvelopeMiddleware:
         return wrapped
 
 
+def declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def payload_too_large(limit: int) -> JsonResponse:
+    return JsonResponse(
+        {
+            "code": "payload_too_large",
+            "message": f"The request body is over {limit} bytes.",
+            "details": {"limit": limit},
+        },
+        status=413,
+    )
+
+
 class BodySizeLimitMiddleware:
     """413 for a body declared larger than MAX_REQUEST_BODY_BYTES, before anything reads it.
     (A chunked body without Content-Length is capped by DATA_UPLOAD_MAX_MEMORY_SIZE on read.)"""
@@ -56,20 +76,26 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > settings.MAX_REQUEST_BODY_BYTES:
-            return JsonResponse(
-                {
-                    "code": "payload_too_large",
-                    "message": f"The request body is over {settings.MAX_REQUEST_BODY_BYTES} bytes.",
-                    "details": {"limit": settings.MAX_REQUEST_BODY_BYTES},
-                },
-                status=413,
-            )
+        if declared_length(request) > settings.MAX_REQUEST_BODY_BYTES:
+            return payload_too_large(settings.MAX_REQUEST_BODY_BYTES)
         return self.get_response(request)
+
+
+def limit_body(limit: int) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """A view decorator (with Ninja: `@decorate_view(limit_body(...))`): 413 for a body over
+    `limit` bytes, declared or read, before the view or Ninja parses anything of it."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def limited(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            # The read is capped by DATA_UPLOAD_MAX_MEMORY_SIZE when no length was declared.
+            if declared_length(request) > limit or len(request.body) > limit:
+                return payload_too_large(limit)
+            return view(request, *args, **kwargs)
+
+        return limited
+
+    return decorate
 
 
 class RequestLogMiddleware:

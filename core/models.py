@@ -1,10 +1,69 @@
+import unicodedata
+import uuid
+
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 
+def username_key(username: str) -> str:
+    """The form two usernames must not share: NFKC, case-folded (`Ｐrobe`, `PROBE`, `probe` are
+    one; so are `Straße` and `strasse`), and NFKC again, since folding can undo normalisation."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
+
+
 class User(AbstractUser):
     """The buyer. Custom from the first migration so it can grow without a painful swap."""
+
+    # Unique, so no two accounts look alike whatever wrote them (sign-up, admin, createsuperuser).
+    username_key = models.TextField(unique=True, editable=False)
+    # Every token carries the version it was issued under (core/auth.py); raising it ends every
+    # session of the user at once.
+    token_version = models.PositiveIntegerField(default=0, editable=False)
+
+    def clean(self) -> None:
+        super().clean()  # NFKC-normalises the username
+        if not isinstance(self.username, str):  # a form already refused it
+            return
+        lookalike = User.objects.filter(username_key=username_key(self.username)).exclude(pk=self.pk)
+        if lookalike.exists():
+            raise ValidationError({"username": "A user with a username that looks the same already exists."})
+
+    def save(self, *args, **kwargs) -> None:
+        self.username_key = username_key(self.username)
+        if kwargs.get("update_fields") is not None and "username" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "username_key"}
+        # A password change (Django sets _password only in set_password, and clears it before the
+        # re-hash it does on login) or a save of a deactivated account ends every session: the
+        # admin, `changepassword` and password forms all come through here. Reactivating the
+        # account later does not bring the old tokens back.
+        if not self._state.adding and (self._password is not None or not self.is_active):
+            self.token_version += 1
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "token_version"}
+        super().save(*args, **kwargs)
+
+
+class TokenFamily(models.Model):
+    """One login's chain of refresh tokens (core/sessions.py). Each refresh retires the token it
+    was given and makes its successor current; a retired token presented again means two parties
+    hold the chain, so the family ends and neither can refresh."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="token_families")
+    current_jti = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the current refresh token expires; after that the row is only history and goes.
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "token families"
+        indexes = [models.Index(fields=["user", "expires_at"], name="token_family_user_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.id}"
 
 
 class Course(models.Model):

@@ -45,7 +45,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with a throttled login form (core/admin_site.py).
+    "core.apps.ShopAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -179,11 +180,15 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key"]
 CORS_EXPOSE_HEADERS = ["Idempotent-Replayed", "Retry-After"]
 
-# Requests per minute per client IP on /auth/*; 0 turns the limit off.
+# Requests per minute per client IP (core/throttling.py); 0 turns a limit off. Logins, sign-ups
+# and the admin's login form share AUTH_RATE_LIMIT; /auth/refresh and /auth/logout have their own.
 AUTH_RATE_LIMIT = env_int("AUTH_RATE_LIMIT", 20)
-# The client IP is REMOTE_ADDR unless you sit behind that many trusted proxies (X-Forwarded-For);
-# trusting the header by default would let anyone dodge the limit by sending their own.
-NINJA_NUM_PROXIES = env_int("NUM_PROXIES", 0)
+AUTH_REFRESH_RATE_LIMIT = env_int("AUTH_REFRESH_RATE_LIMIT", 120)
+# The client IP is REMOTE_ADDR unless you sit behind that many trusted proxies (X-Forwarded-For,
+# core/client_ip.py). Behind a proxy it must be set, or every client shares the proxy's buckets;
+# trusting the header without one would let anyone dodge the limits by sending their own.
+NUM_PROXIES = env_int("NUM_PROXIES", 0)
+NINJA_NUM_PROXIES = NUM_PROXIES
 # Request bodies above this answer 413 before anything reads them.
 MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
@@ -311,6 +316,29 @@ if WECHATPAY_ENABLED and not WECHATPAY_DEV_GATEWAY:
         raise ImproperlyConfigured(f"WECHATPAY_MCHID is set, so set {', '.join(_wechatpay_missing)} too.")
     if len(WECHATPAY_APIV3_KEY.encode("utf-8")) != 32:
         raise ImproperlyConfigured("WECHATPAY_APIV3_KEY must be the 32-character APIv3 key of the merchant platform.")
+
+# --- HTTPS and security headers ----------------------------------------------------------------------
+# SecurityMiddleware always sends X-Content-Type-Options: nosniff and Referrer-Policy (stated here so
+# `check --deploy` and a reader see them); core/spa.py adds a Content-Security-Policy to the shop
+# pages. When PUBLIC_BASE_URL is https, cookies are Secure, plain HTTP is redirected and HSTS is sent.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SERVED_OVER_HTTPS = PUBLIC_BASE_URL.startswith("https://")
+# Behind a proxy that terminates TLS, Django sees plain HTTP: name the header in which the proxy
+# says "https" (e.g. X-Forwarded-Proto; the proxy must set it on every request, never pass a
+# client's through), or the HTTPS redirect below would loop. Unset, no header is trusted.
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + os.environ["SECURE_PROXY_SSL_HEADER"].upper().replace("-", "_"), "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SERVED_OVER_HTTPS
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SERVED_OVER_HTTPS)
+# Load balancers ask for the health check over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if SERVED_OVER_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading commits every subdomain of the domain to HTTPS in browsers for months and is slow to
+# undo: opt in with SECURE_HSTS_PRELOAD=1 rather than by default (hence the silenced reminder).
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 # --- Shop pages (web/, the Vue app; served by core/spa.py) ----------------------------------------
 # `make web` builds it into web/dist. WhiteNoise serves the build's files at the site root

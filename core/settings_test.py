@@ -14,6 +14,7 @@ from core.settings import DRAMATIQ_BROKER  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AUTH_RATE_LIMIT = 0
+AUTH_REFRESH_RATE_LIMIT = 0
 # A namespace per test run: two suites running at once on one machine (a developer and CI, or
 # parallel sessions) must not flush or consume each other's messages in the shared Redis DB.
 DRAMATIQ_BROKER = {

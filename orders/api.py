@@ -2,10 +2,12 @@ import logging
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from ninja import Header, Query, Router, Status
+from ninja.decorators import decorate_view
 from ninja.pagination import paginate
-from ninja.throttling import BaseThrottle
 
 from core.auth import jwt_auth
+from core.client_ip import client_ip
+from core.middleware import limit_body
 from core.schemas import ErrorOut, Pagination
 from orders import selectors, services
 from orders.schemas import (
@@ -15,6 +17,7 @@ from orders.schemas import (
     CheckoutPreviewOut,
     CheckoutQuery,
     OrderFilter,
+    OrderNo,
     OrderOut,
     PayIn,
     PayOut,
@@ -24,11 +27,6 @@ from orders.schemas import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def client_ip(request: HttpRequest) -> str:
-    # REMOTE_ADDR, or X-Forwarded-For behind NUM_PROXIES trusted proxies (ninja's rule, as the throttles use).
-    return BaseThrottle().get_ident(request) or ""
 
 
 cart_router = Router(tags=["cart"], auth=jwt_auth)
@@ -98,12 +96,12 @@ def list_orders(request: HttpRequest, filters: Query[OrderFilter]):
 
 
 @orders_router.get("/{order_no}", response={200: OrderOut, 404: ErrorOut})
-def get_order(request: HttpRequest, order_no: str):
+def get_order(request: HttpRequest, order_no: OrderNo):
     return selectors.get_user_order(user=request.auth, order_no=order_no)
 
 
 @orders_router.post("/{order_no}/cancel", response={200: OrderOut, 404: ErrorOut, 409: ErrorOut})
-def cancel_order(request: HttpRequest, order_no: str):
+def cancel_order(request: HttpRequest, order_no: OrderNo):
     services.cancel_order(user=request.auth, order_no=order_no)
     return selectors.get_user_order(user=request.auth, order_no=order_no)
 
@@ -111,7 +109,7 @@ def cancel_order(request: HttpRequest, order_no: str):
 @orders_router.post(
     "/{order_no}/pay", response={200: PayOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 503: ErrorOut}
 )
-def pay_order(request: HttpRequest, order_no: str, payload: PayIn | None = None):
+def pay_order(request: HttpRequest, order_no: OrderNo, payload: PayIn | None = None):
     """Opens (or reuses) a payment attempt for the provider and channel asked for."""
     choice = payload or PayIn()
     return services.request_payment(
@@ -132,7 +130,13 @@ FORM_BODY = {
 }
 
 
-@payments_router.post("/alipay/notify", openapi_extra=FORM_BODY, response={200: str})
+# A real notify is a few kilobytes; anyone can POST to these endpoints, and what they send is
+# parsed and (summarised) stored, so a larger body is refused before that.
+NOTIFY_MAX_BODY_BYTES = 16 * 1024
+
+
+@payments_router.post("/alipay/notify", openapi_extra=FORM_BODY, response={200: str, 413: ErrorOut})
+@decorate_view(limit_body(NOTIFY_MAX_BODY_BYTES))
 def alipay_notify(request: HttpRequest):
     """Alipay's asynchronous notify. Answers exactly `success` once we hold the outcome, else
     `failure`, which makes Alipay send it again (for up to 25 hours)."""
@@ -140,7 +144,7 @@ def alipay_notify(request: HttpRequest):
         # .dict() keeps one value per field, decoded once (DESIGN.md "Alipay rules that bite").
         params = request.POST.dict()
         request.log_order_no = params.get("out_trade_no", "")[:32] or None
-        settled = services.handle_alipay_notify(params=params)
+        settled = services.handle_alipay_notify(params=params, body=request.body, remote_addr=client_ip(request))
     except Exception:
         logger.exception("alipay notify failed")
         settled = False
@@ -148,15 +152,18 @@ def alipay_notify(request: HttpRequest):
 
 
 @payments_router.post(
-    "/wechat/notify", openapi_extra=JSON_BODY, response={204: None, 400: WechatFailOut, 500: WechatFailOut}
+    "/wechat/notify",
+    openapi_extra=JSON_BODY,
+    response={204: None, 400: WechatFailOut, 413: ErrorOut, 500: WechatFailOut},
 )
+@decorate_view(limit_body(NOTIFY_MAX_BODY_BYTES))
 def wechat_notify(request: HttpRequest):
     """WeChat Pay's notify: signed headers over the raw body, its `resource` encrypted with our
     APIv3 key. 204 once we hold the outcome; otherwise `{"code": "FAIL", "message"}` and WeChat
     Pay sends it again."""
     try:
         answer = services.handle_wechat_notify(
-            headers=request.headers, body=request.body, remote_addr=request.META.get("REMOTE_ADDR", "")
+            headers=request.headers, body=request.body, remote_addr=client_ip(request)
         )
     except Exception:
         logger.exception("wechat notify failed")

@@ -1,11 +1,34 @@
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import Field, Schema
+from pydantic import AfterValidator, WithJsonSchema
 
 from billing.schemas import UserCouponOut
+from core.errors import DomainError
 from core.schemas import CourseOut, Money
+from orders.errors import OrderErrorCode
 from orders.pricing import points_step
+
+ORDER_NO_PATTERN = r"^[0-9]{1,32}$"
+_ORDER_NO = re.compile(ORDER_NO_PATTERN)
+
+
+def _names_an_order(value: str) -> str:
+    # Order numbers are 1-32 ASCII digits, so anything else names no order: 404, as for a number
+    # nobody has. It must not reach Postgres either, which answers a NUL byte with an error. Raised
+    # from inside validation on purpose: pydantic wraps only ValueError and AssertionError, so the
+    # DomainError reaches the API's one handler instead of becoming a 422.
+    if not _ORDER_NO.fullmatch(value):
+        raise DomainError(OrderErrorCode.ORDER_NOT_FOUND, "There is no order with that number.")
+    return value
+
+
+# The `{order_no}` path parameter.
+OrderNo = Annotated[
+    str, AfterValidator(_names_an_order), WithJsonSchema({"type": "string", "pattern": ORDER_NO_PATTERN})
+]
 
 
 class CartItemOut(Schema):

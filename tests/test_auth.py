@@ -85,8 +85,12 @@ def test_token_inactive_user_is_401(anon):
     assert_error(response, 401, "invalid_credentials")
 
 
+def log_in(client, user) -> dict:
+    return client.post("/auth/token", {"username": user.username, "password": TEST_PASSWORD}).json()
+
+
 def test_refresh_gives_a_new_working_pair(anon, client_for, user):
-    refresh = encode_token(user=user, token_type=REFRESH)
+    refresh = log_in(anon, user)["refresh"]
     response = anon.post("/auth/refresh", {"refresh": refresh})
     assert response.status_code == 200
     access = response.json()["access"]
@@ -95,7 +99,7 @@ def test_refresh_gives_a_new_working_pair(anon, client_for, user):
 
 def _forged(user, **overrides) -> str:
     now = int(time.time())
-    claims = {"sub": str(user.pk), "type": ACCESS, "iat": now, "exp": now + 60, **overrides}
+    claims = {"sub": str(user.pk), "type": ACCESS, "iat": now, "exp": now + 60, "ver": 0, **overrides}
     return jwt.encode(claims, settings.SECRET_KEY, algorithm="HS256")
 
 
@@ -114,6 +118,14 @@ def _forged(user, **overrides) -> str:
         pytest.param(lambda u: _forged(u, sub="9" * 20), id="sub-beyond-bigint"),
         pytest.param(lambda u: _forged(u, sub="\u00b2"), id="non-ascii-digit-sub"),
         pytest.param(lambda u: _forged(u, type="admin"), id="wrong-type"),
+        pytest.param(lambda u: _forged(u, ver=1), id="older-token-version"),
+        pytest.param(lambda u: _forged(u, ver="0"), id="token-version-not-a-number"),
+        pytest.param(lambda u: _forged(u, ver=True), id="token-version-a-boolean"),
+        pytest.param(lambda u: _forged(u, ver=2**40), id="token-version-out-of-range"),
+        pytest.param(
+            lambda u: jwt.encode({"sub": str(u.pk), "type": "access", "exp": 9e9, "iat": 0}, settings.SECRET_KEY),
+            id="missing-token-version",
+        ),
         pytest.param(
             lambda u: jwt.encode({"sub": str(u.pk), "type": "access", "exp": 9e9}, settings.SECRET_KEY),
             id="missing-iat",
@@ -152,8 +164,29 @@ def test_refresh_rejects_non_refresh_tokens(anon, user, token_type):
     assert_error(anon.post("/auth/refresh", {"refresh": token}), 401, "invalid_token")
 
 
+def test_a_forged_token_is_good_for_its_test(anon, user):
+    # The cases above fail for the reason they name, not for a claim _forged() forgot.
+    assert anon.get("/cart", headers={"Authorization": f"Bearer {_forged(user)}"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        pytest.param(lambda u: encode_token(user=u, token_type=REFRESH), id="refresh-token-without-family"),
+        pytest.param(
+            lambda u: encode_token(user=u, token_type=REFRESH, family_id="not-a-uuid"), id="family-id-not-a-uuid"
+        ),
+        pytest.param(
+            lambda u: encode_token(user=u, token_type=REFRESH, family_id="0" * 32), id="family-that-does-not-exist"
+        ),
+    ],
+)
+def test_refresh_tokens_outside_a_live_family_are_401(anon, user, make_token):
+    assert_error(anon.post("/auth/refresh", {"refresh": make_token(user)}), 401, "invalid_token")
+
+
 def test_refresh_for_deactivated_user_is_401(anon, user):
-    refresh = encode_token(user=user, token_type=REFRESH)
+    refresh = log_in(anon, user)["refresh"]
     User.objects.filter(pk=user.pk).update(is_active=False)
     assert_error(anon.post("/auth/refresh", {"refresh": refresh}), 401, "invalid_token")
 

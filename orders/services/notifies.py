@@ -35,11 +35,31 @@ def _attempt_order(out_trade_no: str, provider: str) -> Order | None:
     return found.order if found else None
 
 
-def handle_alipay_notify(*, params: dict[str, str]) -> bool:
+# Only this much of a notify that did not verify is kept: enough to investigate, not a dump
+# (anyone can POST to the notify endpoints).
+UNVERIFIED_BODY_CHARS = 200
+
+
+def unverified_summary(*, notify_id: str, body: bytes, remote_addr: str, **fields: str) -> dict[str, str]:
+    return {
+        "notify_id": notify_id[:64],
+        **{name: value[:64] for name, value in fields.items()},
+        "body": body[: UNVERIFIED_BODY_CHARS * 4].decode("utf-8", "replace")[:UNVERIFIED_BODY_CHARS],
+        "remote_addr": remote_addr,
+    }
+
+
+def handle_alipay_notify(*, params: dict[str, str], body: bytes, remote_addr: str) -> bool:
     """True when Alipay should stop sending this notify (we answer `success`)."""
     client = get_alipay_client()
     if not client.verify_notification(params):
-        billing.record_notification(params=params, verdict=Verdict.REJECTED, reason="bad signature")
+        summary = unverified_summary(
+            notify_id=params.get("notify_id", ""),
+            out_trade_no=params.get("out_trade_no", ""),
+            body=body,
+            remote_addr=remote_addr,
+        )
+        billing.record_notification(params=summary, verdict=Verdict.REJECTED, reason="bad signature")
         return False
     if not client.is_ours(params):
         billing.record_notification(params=params, verdict=Verdict.REJECTED, reason="app_id or seller_id not ours")
@@ -99,20 +119,16 @@ class WechatAnswer:
     message: str = ""
 
 
-# Only this much of a notify that did not verify is kept: enough to investigate, not a dump.
-UNVERIFIED_BODY_CHARS = 200
-
-
 def handle_wechat_notify(*, headers: Mapping[str, str], body: bytes, remote_addr: str) -> WechatAnswer:
     try:
         notification = get_wechatpay_client().parse_notification(headers=headers, body=body)
     except WechatPayError as exc:
-        summary = {
-            "notify_id": headers.get("Wechatpay-Nonce", "")[:64],
-            "serial": headers.get("Wechatpay-Serial", "")[:64],
-            "body": body[:UNVERIFIED_BODY_CHARS].decode("utf-8", "replace"),
-            "remote_addr": remote_addr,
-        }
+        summary = unverified_summary(
+            notify_id=headers.get("Wechatpay-Nonce", ""),
+            serial=headers.get("Wechatpay-Serial", ""),
+            body=body,
+            remote_addr=remote_addr,
+        )
         billing.record_notification(params=summary, verdict=Verdict.REJECTED, reason=str(exc), provider=WECHAT)
         return WechatAnswer(400, "notify did not verify")
     if isinstance(notification, RefundNotification):

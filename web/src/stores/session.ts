@@ -48,8 +48,18 @@ export function createSession(api: ApiClient, storage: Storage | null, now: () =
     state.expired = false;
   }
 
-  function logout() {
+  /** Forgets the session here at once, then ends it on the server (POST /auth/logout revokes
+   * its refresh token's family), so a copied refresh token dies with it. A failed call changes
+   * nothing here: the user is logged out either way. */
+  async function logout(): Promise<void> {
+    const session = state.current;
     write(null);
+    if (!session) return;
+    try {
+      await call(api.POST("/api/v1/auth/logout", { body: { refresh: session.refresh } }));
+    } catch {
+      /* offline, or the session had already ended */
+    }
   }
 
   function expire() {
@@ -65,6 +75,7 @@ export function createSession(api: ApiClient, storage: Storage | null, now: () =
     refreshing ??= call(api.POST("/api/v1/auth/refresh", { body: { refresh: session.refresh } }))
       .then(
         (pair) => {
+          if (!state.current) return null; // logged out while the refresh was on its way
           write(fromPair(session.username, pair));
           return pair.access;
         },

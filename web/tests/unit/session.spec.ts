@@ -70,6 +70,55 @@ describe("session", () => {
     expect(expired).toHaveBeenCalledTimes(1);
   });
 
+  test("log out forgets the session at once and ends it on the server", async () => {
+    const backend = fakeBackend()
+      .on("POST", "/api/v1/auth/token", () => json(200, pair(1)))
+      .on("POST", "/api/v1/auth/logout", () => json(204, null));
+    const { session, storage } = setup(backend);
+    await session.login("alice", "pw");
+
+    const done = session.logout();
+    expect(session.isLoggedIn.value).toBe(false);
+    expect(storage.getItem(SESSION_KEY)).toBeNull();
+    await done;
+    const [request] = backend.calls("POST", "/api/v1/auth/logout");
+    expect(request.body).toEqual({ refresh: "refresh-1" });
+    expect(request.headers.get("Authorization")).toBeNull();
+  });
+
+  test("log out still logs out here when the server cannot be told", async () => {
+    const backend = fakeBackend()
+      .on("POST", "/api/v1/auth/token", () => json(200, pair(1)))
+      .on("POST", "/api/v1/auth/logout", () => Promise.reject(new TypeError("Failed to fetch")));
+    const { session, storage } = setup(backend);
+    const expired = vi.fn();
+    session.onExpired(expired);
+    await session.login("alice", "pw");
+
+    await expect(session.logout()).resolves.toBeUndefined();
+    expect(session.isLoggedIn.value).toBe(false);
+    expect(storage.getItem(SESSION_KEY)).toBeNull();
+    expect(expired).not.toHaveBeenCalled();
+  });
+
+  test("a refresh that lands after log-out does not log the user back in", async () => {
+    let answer: (response: Response) => void = () => undefined;
+    const backend = fakeBackend()
+      .on("POST", "/api/v1/auth/token", () => json(200, pair(1)))
+      .on("POST", "/api/v1/auth/refresh", () => new Promise<Response>((resolve) => (answer = resolve)))
+      .on("POST", "/api/v1/auth/logout", () => json(204, null));
+    const { session, storage } = setup(backend);
+    await session.login("alice", "pw");
+
+    const refreshed = session.refresh();
+    await vi.waitFor(() => expect(backend.calls("POST", "/api/v1/auth/refresh")).toHaveLength(1));
+    await session.logout();
+    answer(json(200, pair(2)));
+    expect(await refreshed).toBeNull();
+    expect(session.isLoggedIn.value).toBe(false);
+    expect(storage.getItem(SESSION_KEY)).toBeNull();
+  });
+
   test("wrong credentials come back as the API's message", async () => {
     const backend = fakeBackend().on("POST", "/api/v1/auth/token", () =>
       envelope(401, "invalid_credentials", "Wrong username or password."),
