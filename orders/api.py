@@ -19,6 +19,8 @@ from orders.schemas import (
     PayIn,
     PayOut,
     PlaceOrderIn,
+    RefundOut,
+    RefundRequestIn,
     SelectionIn,
     WechatFailOut,
 )
@@ -121,6 +123,15 @@ def pay_order(request: HttpRequest, order_no: str, payload: PayIn | None = None)
         channel=choice.channel,
         client_ip=client_ip(request),
     )
+
+
+@orders_router.post("/{order_no}/refunds", response={201: RefundOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+def request_refund(request: HttpRequest, order_no: str, payload: RefundRequestIn):
+    """Asks for the money of some lines of a paid order back, within the refund window."""
+    refund = services.request_refund(
+        user=request.auth, order_no=order_no, order_line_ids=payload.order_line_ids, reason=payload.reason
+    )
+    return Status(201, selectors.get_user_refund(user=request.auth, refund_id=refund.pk))
 
 
 payments_router = Router(tags=["payments"], auth=None)
