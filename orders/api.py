@@ -16,6 +16,7 @@ from orders.schemas import (
     CheckoutQuery,
     OrderFilter,
     OrderOut,
+    OwnedCourseOut,
     PayIn,
     PayOut,
     PlaceOrderIn,
@@ -132,6 +133,16 @@ def request_refund(request: HttpRequest, order_no: str, payload: RefundRequestIn
         user=request.auth, order_no=order_no, order_line_ids=payload.order_line_ids, reason=payload.reason
     )
     return Status(201, selectors.get_user_refund(user=request.auth, refund_id=refund.pk))
+
+
+me_router = Router(tags=["me"], auth=jwt_auth)
+
+
+@me_router.get("/courses", response=list[OwnedCourseOut])
+@paginate(Pagination)
+def my_courses(request: HttpRequest):
+    """The courses the buyer is enrolled in, newest first."""
+    return selectors.owned_courses(user=request.auth)
 
 
 payments_router = Router(tags=["payments"], auth=None)

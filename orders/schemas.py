@@ -6,7 +6,7 @@ from ninja import Field, Schema
 from billing.schemas import UserCouponOut
 from core.schemas import CourseOut, Money
 from orders.pricing import points_step
-from orders.selectors import order_line_views, refundable_until
+from orders.selectors import enrolment_line, order_line_views, refundable_until
 
 OrderStatus = Literal["pending", "paid", "cancelled", "partially_refunded", "refunded"]
 RefundStatus = Literal["requested", "approved", "rejected", "processing", "succeeded", "failed"]
@@ -221,3 +221,48 @@ class WechatFailOut(Schema):
 
     code: Literal["FAIL"]
     message: str
+
+
+class CourseSummaryOut(Schema):
+    id: int
+    name: str
+    picture_url: str
+
+
+class OwnedCourseOut(Schema):
+    """A course the buyer is enrolled in, and what they paid for it."""
+
+    course: CourseSummaryOut
+    order_no: str | None = Field(description="the order that bought it; null for a course given by staff")
+    order_line_id: int | None = Field(description="its line in that order: what POST /orders/{no}/refunds takes")
+    price_paid: Money | None = Field(description="its price less its share of the order's discounts")
+    enrolled_at: datetime
+    refundable_until: datetime | None = Field(description="the end of its refund window (may be past)")
+    refund_status: RefundStatus | None = Field(description="its refund's status, when one was asked for")
+
+    @staticmethod
+    def resolve_order_no(obj) -> str | None:
+        return obj.order.order_no if obj.order is not None else None
+
+    @staticmethod
+    def resolve_order_line_id(obj) -> int | None:
+        line = enrolment_line(obj)
+        return line.id if line else None
+
+    @staticmethod
+    def resolve_price_paid(obj):
+        line = enrolment_line(obj)
+        return line.refundable_amount if line else None
+
+    @staticmethod
+    def resolve_enrolled_at(obj) -> datetime:
+        return obj.created_at
+
+    @staticmethod
+    def resolve_refundable_until(obj) -> datetime | None:
+        return refundable_until(obj.order) if obj.order is not None else None
+
+    @staticmethod
+    def resolve_refund_status(obj) -> str | None:
+        line = enrolment_line(obj)
+        return line.refund_status if line else None

@@ -215,3 +215,21 @@ def line_refund_states(order: Order) -> dict[int, str]:
             if line.active:
                 live[line.order_line_id] = refund.status
     return {**latest, **live}
+
+
+def owned_courses(*, user: User) -> QuerySet[Enrollment]:
+    """The user's enrolments, newest first, with each course and the order that bought it (its
+    lines and refunds): a page costs 5 queries however long it is."""
+    return (
+        Enrollment.objects.filter(user=user)
+        .select_related("course", "order")
+        .prefetch_related("order__lines", Prefetch("order__refunds", queryset=refunds_with_lines()))
+        .order_by("-created_at", "-id")
+    )
+
+
+def enrolment_line(enrollment: Enrollment) -> OrderLineView | None:
+    """The order line that bought an enrolment's course (None for an enrolment given by hand)."""
+    if enrollment.order is None:
+        return None
+    return next((line for line in order_line_views(enrollment.order) if line.course_id == enrollment.course_id), None)
