@@ -10,7 +10,7 @@ from django.utils.dateparse import parse_datetime
 from core.models import Enrollment
 from orders import events
 from orders.models import Order
-from tests.conftest import ApiClient, assert_error
+from tests.conftest import ApiClient, assert_error, assert_ledger_consistent
 from tests.factories import CourseFactory, EnrollmentFactory, fill_cart
 from tests.payment_support import DEAD_BASE_URL, key_dir, use_dev_gateway
 from tests.refund_support import ask_refund, line_ids, order_with_discounts, pay_by_alipay_notify
@@ -83,6 +83,7 @@ def test_a_refunded_course_leaves_my_courses(user, api, settings):
     items = api.get("/me/courses").json()["items"]
     assert [item["order_line_id"] for item in items] == [line_ids(order_no)[1]]
     assert Order.objects.get(order_no=order_no).status == "partially_refunded"
+    assert_ledger_consistent()
 
 
 def test_courses_say_owned_with_a_token_and_stay_public_without(user, other_user, anon):
