@@ -97,6 +97,7 @@ class PointsEntry(models.Model):
         ORDER_REFUND = "order_refund", "Returned from a cancelled order"
         ORDER_EARNED = "order_earned", "Earned by a paid order"
         EARNED_REVERSAL = "earned_reversal", "Earned points taken back on refund"
+        REFUND_RETURN = "refund_return", "Spent points returned by a refund"
 
     account = models.ForeignKey(PointsAccount, on_delete=models.CASCADE, related_name="entries")
     delta = models.BigIntegerField()

@@ -105,6 +105,14 @@ def release_coupons(*, order_ids: list[int]) -> int:
     )
 
 
+def return_coupon_of_refunded_order(*, order) -> int:
+    """Gives back the coupon of an order refunded in full, when it is still inside its window; one
+    past it stays used (a refund does not lengthen a coupon's life)."""
+    return UserCoupon.objects.filter(order=order, status=UserCoupon.Status.USED, ends_at__gt=timezone.now()).update(
+        status=UserCoupon.Status.UNUSED, order=None
+    )
+
+
 # Points ledger: every balance change goes through ledger.move_points (one statement writes the
 # balance and its entry), or through the same SQL inside the checkout's write.
 

@@ -1,3 +1,4 @@
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 from ninja import Router, Status
 from ninja.pagination import paginate
@@ -5,8 +6,17 @@ from ninja.pagination import paginate
 from core import selectors, services, sessions
 from core.auth import jwt_auth
 from core.health import check_health
-from core.models import Course
-from core.schemas import CourseOut, CredentialsIn, ErrorOut, HealthOut, Pagination, RefreshIn, TokenPairOut, UserOut
+from core.models import Course, User
+from core.schemas import (
+    CatalogCourseOut,
+    CredentialsIn,
+    ErrorOut,
+    HealthOut,
+    Pagination,
+    RefreshIn,
+    TokenPairOut,
+    UserOut,
+)
 from core.throttling import LOGIN, REFRESH, BucketThrottle
 
 # Throttled per client IP: password guesses and sign-ups share one bucket (with the admin's
@@ -49,15 +59,28 @@ def me(request: HttpRequest):
     return request.auth
 
 
-@courses_router.get("", response=list[CourseOut], auth=None)
+def anonymous(request: HttpRequest) -> AnonymousUser:
+    return AnonymousUser()
+
+
+def viewer(request: HttpRequest) -> User | None:
+    return request.auth if request.auth.is_authenticated else None
+
+
+# The catalogue is public; with a bearer token it also says which courses the caller owns. A bad
+# token is still refused (401) rather than taken for no token: the shop then refreshes it.
+OPTIONAL_TOKEN = {"auth": [jwt_auth, anonymous], "openapi_extra": {"security": [{}]}}
+
+
+@courses_router.get("", response=list[CatalogCourseOut], **OPTIONAL_TOKEN)
 @paginate(Pagination)
 def list_courses(request: HttpRequest):
-    return selectors.active_courses()
+    return selectors.active_courses(viewer=viewer(request))
 
 
-@courses_router.get("/{course_id}", response={200: CourseOut, 404: ErrorOut}, auth=None)
+@courses_router.get("/{course_id}", response={200: CatalogCourseOut, 404: ErrorOut}, **OPTIONAL_TOKEN)
 def get_course(request: HttpRequest, course_id: int) -> Course:
-    return selectors.get_active_course(course_id=course_id)
+    return selectors.get_active_course(course_id=course_id, viewer=viewer(request))
 
 
 @health_router.get("", response={200: HealthOut, 503: ErrorOut}, auth=None)

@@ -135,6 +135,7 @@ def mount_routers() -> None:
     from core.api import auth_router, courses_router, health_router
     from core.api import me_router as core_me_router
     from orders.api import cart_router, checkout_router, orders_router, payments_router
+    from orders.api import me_router as orders_me_router
 
     api.add_router("/auth", auth_router)
     api.add_router("/courses", courses_router)
@@ -143,6 +144,7 @@ def mount_routers() -> None:
     api.add_router("/coupons", coupons_router)
     api.add_router("/me", core_me_router)
     api.add_router("/me", me_router)
+    api.add_router("/me", orders_me_router)
     api.add_router("/checkout", checkout_router)
     api.add_router("/orders", orders_router)
     api.add_router("/payments", payments_router)

@@ -67,6 +67,10 @@ class CourseOut(Schema):
     is_active: bool
 
 
+class CatalogCourseOut(CourseOut):
+    owned: bool = Field(description="whether the caller is enrolled in it; always false without a token")
+
+
 class HealthOut(Schema):
     status: Literal["ok"]
     database: Literal["ok"]

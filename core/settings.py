@@ -168,6 +168,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ORDER_PAYMENT_TIMEOUT_SECONDS = env_int("ORDER_PAYMENT_TIMEOUT_SECONDS", 1800)
 POINTS_PER_YUAN = env_int("POINTS_PER_YUAN", 10)
 POINTS_EARNED_PER_YUAN = env_int("POINTS_EARNED_PER_YUAN", 1)
+# Refunds (DESIGN.md "Order states"): a buyer may ask within this many days of payment; with
+# REFUND_AUTO_APPROVE a request is approved at once instead of waiting for staff in the admin.
+REFUND_WINDOW_DAYS = env_int("REFUND_WINDOW_DAYS", 7)
+REFUND_AUTO_APPROVE = env_bool("REFUND_AUTO_APPROVE", False)
+# The sweeper sends again (or asks about) a refund approved or processing for longer than this.
+REFUND_RECHECK_SECONDS = env_int("REFUND_RECHECK_SECONDS", 300)
 
 # JWT lifetimes (seconds).
 JWT_ACCESS_TTL_SECONDS = env_int("JWT_ACCESS_TTL_SECONDS", 15 * 60)

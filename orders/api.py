@@ -19,9 +19,12 @@ from orders.schemas import (
     OrderFilter,
     OrderNo,
     OrderOut,
+    OwnedCourseOut,
     PayIn,
     PayOut,
     PlaceOrderIn,
+    RefundOut,
+    RefundRequestIn,
     SelectionIn,
     WechatFailOut,
 )
@@ -119,6 +122,25 @@ def pay_order(request: HttpRequest, order_no: OrderNo, payload: PayIn | None = N
         channel=choice.channel,
         client_ip=client_ip(request),
     )
+
+
+@orders_router.post("/{order_no}/refunds", response={201: RefundOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+def request_refund(request: HttpRequest, order_no: str, payload: RefundRequestIn):
+    """Asks for the money of some lines of a paid order back, within the refund window."""
+    refund = services.request_refund(
+        user=request.auth, order_no=order_no, order_line_ids=payload.order_line_ids, reason=payload.reason
+    )
+    return Status(201, selectors.get_user_refund(user=request.auth, refund_id=refund.pk))
+
+
+me_router = Router(tags=["me"], auth=jwt_auth)
+
+
+@me_router.get("/courses", response=list[OwnedCourseOut])
+@paginate(Pagination)
+def my_courses(request: HttpRequest):
+    """The courses the buyer is enrolled in, newest first."""
+    return selectors.owned_courses(user=request.auth)
 
 
 payments_router = Router(tags=["payments"], auth=None)

@@ -16,6 +16,7 @@ OrderCallback = Callable[[str], None]
 _order_placed: list[OrderCallback] = []
 _refund_needed: list[OrderCallback] = []
 _attempts_to_close: list[OrderCallback] = []
+_refund_approved: list[OrderCallback] = []
 
 
 def on_order_placed(callback: OrderCallback) -> None:
@@ -33,6 +34,12 @@ def on_attempts_to_close(callback: OrderCallback) -> None:
     """The callback gets the order_no of an order paid while other attempts of it were open."""
     if callback not in _attempts_to_close:
         _attempts_to_close.append(callback)
+
+
+def on_refund_approved(callback: OrderCallback) -> None:
+    """The callback gets the request_no of a refund approved (or approved again) for sending."""
+    if callback not in _refund_approved:
+        _refund_approved.append(callback)
 
 
 def _run_after_commit(callbacks: list[OrderCallback], key: str) -> None:
@@ -60,3 +67,8 @@ def refund_needed(out_trade_no: str) -> None:
 def attempts_to_close(order_no: str) -> None:
     # Likewise: the sweeper closes attempts left open on orders that are no longer pending.
     _run_after_commit(_attempts_to_close, order_no)
+
+
+def refund_approved(request_no: str) -> None:
+    # Likewise: the sweeper sends approved refunds whose message was lost.
+    _run_after_commit(_refund_approved, request_no)

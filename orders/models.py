@@ -24,6 +24,7 @@ class Order(models.Model):
         PENDING = "pending"
         PAID = "paid"
         CANCELLED = "cancelled"
+        PARTIALLY_REFUNDED = "partially_refunded"
         REFUNDED = "refunded"
 
     class PayType(models.TextChoices):
@@ -34,7 +35,7 @@ class Order(models.Model):
 
     order_no = models.CharField(max_length=32, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     pay_type = models.CharField(max_length=10, choices=PayType.choices, default=PayType.ALIPAY)
     subtotal = models.DecimalField(max_digits=10, decimal_places=2, default=ZERO)
     coupon_discount = models.DecimalField(max_digits=10, decimal_places=2, default=ZERO)
@@ -50,7 +51,7 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=20, blank=True)
-    # When an operator refunded the whole paid order.
+    # When the last of its lines was refunded (the order became `refunded`).
     refunded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -165,3 +166,98 @@ class PaymentAttempt(models.Model):
         """The provider refunds one request id at most once, so a retried refund never pays twice.
         (The suffix predates attempts: a migrated order's refund keeps the id it may already have used.)"""
         return f"{self.out_trade_no}-cancelled"
+
+
+class Refund(models.Model):
+    """Money going back to the buyer for some lines of a paid order, through the payment attempt
+    that paid it (DESIGN.md "Domain", "Order states"; orders/services/refunds.py).
+
+    `request_no` is fixed when the refund is asked for and is the provider's refund request id
+    (Alipay `out_request_no`, WeChat Pay `out_refund_no`): both refund one id at most once, so a
+    refund sent again after a timeout, a crash or a retried message moves money once.
+
+    The refunds of an order that are not rejected never add up to more than its `pay_amount`: a
+    trigger (`refund_total_within_pay_amount`, migration 0007) adds them up under the order's row
+    lock after every change and refuses the change otherwise. A line is in at most one refund that
+    is not rejected (`refund_line_one_live_refund_per_line`)."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested by the buyer"
+        APPROVED = "approved", "Approved, waiting to be sent"
+        REJECTED = "rejected"
+        PROCESSING = "processing", "Sent to the provider"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed", "Refused by the provider"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    # The attempt that paid the order; none for an order that cost 0.00.
+    attempt = models.ForeignKey(PaymentAttempt, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds")
+    request_no = models.CharField(max_length=64, unique=True)
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    reason = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.REQUESTED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # Who approved or rejected it; none when it was approved automatically (REFUND_AUTO_APPROVE).
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # A rejection's reason, or how the refund was approved.
+    decision_note = models.CharField(max_length=200, blank=True)
+    provider_refund_id = models.CharField(max_length=64, blank=True)
+    # What the provider said when it refused (shown in the admin).
+    failure_message = models.CharField(max_length=500, blank=True)
+    # Set when it succeeds: points spent on its lines given back, points earned taken back, and
+    # earned points the balance could not give back (never taken below zero).
+    points_returned = models.BigIntegerField(default=0)
+    points_taken_back = models.BigIntegerField(default=0)
+    points_not_taken_back = models.BigIntegerField(default=0)
+    # How many times it was sent to the provider (always with the same request_no).
+    send_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gte=0, points_returned__gte=0, points_taken_back__gte=0)
+                & Q(points_not_taken_back__gte=0),
+                name="refund_amounts_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="requested") | Q(decided_at__isnull=False), name="refund_decided_when_past_requested"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "updated_at"], name="refund_status_updated_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.request_no} {self.amount} {self.status}"
+
+
+class RefundLine(models.Model):
+    """An order line a refund covers, with its refundable amount and its share of the points spent
+    (orders/pricing.py `split_order`), fixed when the refund is asked for."""
+
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="lines")
+    order_line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="refund_lines")
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    points = models.BigIntegerField(default=0)
+    # False once its refund is rejected: the line can then be asked for again.
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # However requests and approvals interleave, a line is refunded once.
+            models.UniqueConstraint(
+                fields=["order_line"], condition=Q(active=True), name="refund_line_one_live_refund_per_line"
+            ),
+            models.UniqueConstraint(fields=["refund", "order_line"], name="refund_line_unique_per_refund"),
+            models.CheckConstraint(condition=Q(amount__gte=0, points__gte=0), name="refund_line_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.refund_id}: line {self.order_line_id} {self.amount}"

@@ -10,6 +10,10 @@ from core.errors import DomainError
 from core.schemas import CourseOut, Money
 from orders.errors import OrderErrorCode
 from orders.pricing import points_step
+from orders.selectors import enrolment_line, order_line_views, refundable_until
+
+OrderStatus = Literal["pending", "paid", "cancelled", "partially_refunded", "refunded"]
+RefundStatus = Literal["requested", "approved", "rejected", "processing", "succeeded", "failed"]
 
 ORDER_NO_PATTERN = r"^[0-9]{1,32}$"
 _ORDER_NO = re.compile(ORDER_NO_PATTERN)
@@ -54,10 +58,57 @@ class SelectionIn(Schema):
 
 
 class OrderLineOut(Schema):
+    id: int
     course_id: int
     name: str
     picture_url: str
     price: Money
+    refundable_amount: Money = Field(
+        description="what a refund of this line gives back: its price less its share of the order's discounts"
+    )
+    refund_status: RefundStatus | None = Field(
+        description="its refund's status (the latest one if every refund of it was rejected); null when none"
+    )
+
+
+class RefundLineOut(Schema):
+    order_line_id: int
+    course_id: int
+    amount: Money
+
+    @staticmethod
+    def resolve_course_id(obj) -> int:
+        return obj.order_line.course_id
+
+
+class RefundOut(Schema):
+    id: int
+    status: RefundStatus
+    amount: Money
+    reason: str
+    provider: Literal["alipay", "wechat"] | None = Field(description="where the money goes back; null for 0.00")
+    lines: list[RefundLineOut]
+    rejection_reason: str
+    created_at: datetime
+    decided_at: datetime | None
+    completed_at: datetime | None
+
+    @staticmethod
+    def resolve_provider(obj) -> str | None:
+        return obj.attempt.provider if obj.attempt is not None else None
+
+    @staticmethod
+    def resolve_lines(obj) -> list:
+        return list(obj.lines.all())
+
+    @staticmethod
+    def resolve_rejection_reason(obj) -> str:
+        return obj.decision_note if obj.status == "rejected" else ""
+
+
+class RefundRequestIn(Schema):
+    order_line_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=100)
+    reason: str = Field("", max_length=200)
 
 
 class PaymentAttemptOut(Schema):
@@ -71,7 +122,7 @@ class PaymentAttemptOut(Schema):
 
 class OrderOut(Schema):
     order_no: str
-    status: Literal["pending", "paid", "cancelled", "refunded"]
+    status: OrderStatus
     pay_type: Literal["alipay", "wechat"]
     subtotal: Money
     coupon_discount: Money
@@ -86,10 +137,20 @@ class OrderOut(Schema):
     created_at: datetime
     lines: list[OrderLineOut]
     payment_attempts: list[PaymentAttemptOut]
+    refundable_until: datetime | None = Field(description="the end of the refund window (paid orders)")
+    refunds: list[RefundOut]
 
     @staticmethod
     def resolve_lines(obj) -> list:
-        return list(obj.lines.all())
+        return order_line_views(obj)
+
+    @staticmethod
+    def resolve_refundable_until(obj) -> datetime | None:
+        return refundable_until(obj)
+
+    @staticmethod
+    def resolve_refunds(obj) -> list:
+        return list(obj.refunds.all())
 
     @staticmethod
     def resolve_payment_attempts(obj) -> list:
@@ -109,7 +170,7 @@ class CheckoutQuery(Schema):
 
 
 class OrderFilter(Schema):
-    status: Literal["pending", "paid", "cancelled", "refunded"] | None = None
+    status: OrderStatus | None = None
 
 
 class UsableCouponOut(UserCouponOut):
@@ -183,3 +244,48 @@ class WechatFailOut(Schema):
 
     code: Literal["FAIL"]
     message: str
+
+
+class CourseSummaryOut(Schema):
+    id: int
+    name: str
+    picture_url: str
+
+
+class OwnedCourseOut(Schema):
+    """A course the buyer is enrolled in, and what they paid for it."""
+
+    course: CourseSummaryOut
+    order_no: str | None = Field(description="the order that bought it; null for a course given by staff")
+    order_line_id: int | None = Field(description="its line in that order: what POST /orders/{no}/refunds takes")
+    price_paid: Money | None = Field(description="its price less its share of the order's discounts")
+    enrolled_at: datetime
+    refundable_until: datetime | None = Field(description="the end of its refund window (may be past)")
+    refund_status: RefundStatus | None = Field(description="its refund's status, when one was asked for")
+
+    @staticmethod
+    def resolve_order_no(obj) -> str | None:
+        return obj.order.order_no if obj.order is not None else None
+
+    @staticmethod
+    def resolve_order_line_id(obj) -> int | None:
+        line = enrolment_line(obj)
+        return line.id if line else None
+
+    @staticmethod
+    def resolve_price_paid(obj):
+        line = enrolment_line(obj)
+        return line.refundable_amount if line else None
+
+    @staticmethod
+    def resolve_enrolled_at(obj) -> datetime:
+        return obj.created_at
+
+    @staticmethod
+    def resolve_refundable_until(obj) -> datetime | None:
+        return refundable_until(obj.order) if obj.order is not None else None
+
+    @staticmethod
+    def resolve_refund_status(obj) -> str | None:
+        line = enrolment_line(obj)
+        return line.refund_status if line else None

@@ -1,8 +1,9 @@
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from billing import selectors as billing_selectors
 from billing.models import UserCoupon
@@ -12,7 +13,7 @@ from core.models import Enrollment, User
 from core.money import ZERO
 from orders import pricing
 from orders.errors import OrderErrorCode
-from orders.models import CartItem, Order, OrderLine
+from orders.models import CartItem, Order, OrderLine, Refund, RefundLine
 
 
 @dataclass(frozen=True)
@@ -133,9 +134,18 @@ def checkout_preview(*, user: User, user_coupon_id: int | None, points: int) -> 
     )
 
 
+def refunds_with_lines() -> QuerySet[Refund]:
+    return Refund.objects.select_related("attempt").prefetch_related(
+        Prefetch("lines", queryset=RefundLine.objects.select_related("order_line"))
+    )
+
+
 def user_orders(*, user: User, status: str | None = None) -> QuerySet[Order]:
+    """The user's orders, newest first, with their lines, attempts and refunds (5 queries a page)."""
     orders = (
-        Order.objects.filter(user=user).prefetch_related("lines", "payment_attempts").order_by("-created_at", "-id")
+        Order.objects.filter(user=user)
+        .prefetch_related("lines", "payment_attempts", Prefetch("refunds", queryset=refunds_with_lines()))
+        .order_by("-created_at", "-id")
     )
     return orders.filter(status=status) if status else orders
 
@@ -145,3 +155,81 @@ def get_user_order(*, user: User, order_no: str) -> Order:
     if order is None:
         raise DomainError(OrderErrorCode.ORDER_NOT_FOUND, f"Order {order_no} does not exist.")
     return order
+
+
+def get_user_refund(*, user: User, refund_id: int) -> Refund:
+    return refunds_with_lines().get(pk=refund_id, order__user=user)
+
+
+def refundable_until(order: Order) -> datetime | None:
+    """The end of the buyer's refund window: REFUND_WINDOW_DAYS after payment."""
+    if order.paid_at is None:
+        return None
+    return order.paid_at + timedelta(days=settings.REFUND_WINDOW_DAYS)
+
+
+@dataclass(frozen=True)
+class OrderLineView:
+    id: int
+    course_id: int
+    name: str
+    picture_url: str
+    price: Decimal
+    refundable_amount: Decimal
+    refund_status: str | None
+
+
+def order_line_views(order: Order) -> list[OrderLineView]:
+    """The order's lines with what each is worth in a refund (orders/pricing.py `split_order`) and
+    where its refund stands, from the lines and refunds prefetched with the order."""
+    lines = sorted(order.lines.all(), key=lambda line: line.pk)
+    shares = pricing.split_order(
+        prices=[line.price for line in lines],
+        coupon_discount=order.coupon_discount,
+        points_discount=order.points_discount,
+        points_used=order.points_used,
+    )
+    states = line_refund_states(order)
+    return [
+        OrderLineView(
+            id=line.pk,
+            course_id=line.course_id,
+            name=line.name,
+            picture_url=line.picture_url,
+            price=line.price,
+            refundable_amount=share.refundable,
+            refund_status=states.get(line.pk),
+        )
+        for line, share in zip(lines, shares, strict=True)
+    ]
+
+
+def line_refund_states(order: Order) -> dict[int, str]:
+    """Order line id -> the status of its live refund, or of its latest one when every refund of
+    it was rejected (from the order's prefetched refunds)."""
+    live: dict[int, str] = {}
+    latest: dict[int, str] = {}
+    for refund in sorted(order.refunds.all(), key=lambda refund: refund.pk):
+        for line in refund.lines.all():
+            latest[line.order_line_id] = refund.status
+            if line.active:
+                live[line.order_line_id] = refund.status
+    return {**latest, **live}
+
+
+def owned_courses(*, user: User) -> QuerySet[Enrollment]:
+    """The user's enrolments, newest first, with each course and the order that bought it (its
+    lines and refunds): a page costs 5 queries however long it is."""
+    return (
+        Enrollment.objects.filter(user=user)
+        .select_related("course", "order")
+        .prefetch_related("order__lines", Prefetch("order__refunds", queryset=refunds_with_lines()))
+        .order_by("-created_at", "-id")
+    )
+
+
+def enrolment_line(enrollment: Enrollment) -> OrderLineView | None:
+    """The order line that bought an enrolment's course (None for an enrolment given by hand)."""
+    if enrollment.order is None:
+        return None
+    return next((line for line in order_line_views(enrollment.order) if line.course_id == enrollment.course_id), None)

@@ -148,7 +148,8 @@ def last_notification() -> PaymentNotification:
 
 @contextmanager
 def refund_worker(monkeypatch) -> Iterator[RedisBroker]:
-    """A real Redis broker and a real Dramatiq worker thread for the `refund_payment` actor.
+    """A real Redis broker and a real Dramatiq worker thread for the refund queue's actors
+    (`refund_payment`, for money that arrived where it was not wanted, and `send_refund`).
 
     The broker has a namespace of its own in the test Redis database: other test runs on the same
     Redis (tests/test_expiry.py flushes and consumes the shared "dramatiq" namespace) can neither
@@ -158,9 +159,11 @@ def refund_worker(monkeypatch) -> Iterator[RedisBroker]:
         url=settings.REDIS_URL, namespace=f"payments-tests-{uuid.uuid4().hex}", socket_connect_timeout=2
     )
     broker.add_middleware(DbConnectionsMiddleware())
-    broker.declare_actor(actors.refund_payment)
-    # The `refund_needed` hook workers registers enqueues through the actor's broker.
-    monkeypatch.setattr(actors.refund_payment, "broker", broker)
+    for actor in (actors.refund_payment, actors.send_refund):
+        broker.declare_actor(actor)
+        # The hooks workers registers (`refund_needed`, `refund_approved`) enqueue through the
+        # actor's broker.
+        monkeypatch.setattr(actor, "broker", broker)
     worker = Worker(broker, worker_threads=1, worker_timeout=100)
     worker.start()
     try:

@@ -27,6 +27,7 @@ def test_course_shape_carries_money_as_string(anon):
         "picture_url": course.picture_url,
         "price": "49.90",
         "is_active": True,
+        "owned": False,
     }
 
 

@@ -48,6 +48,20 @@ def refund_payment(out_trade_no: str) -> None:
 
 
 @dramatiq.actor(queue_name=REFUND_QUEUE, max_retries=20, min_backoff=5_000, max_backoff=3_600_000, time_limit=120_000)
+def send_refund(request_no: str) -> None:
+    """Sends an approved refund through the provider of the attempt that paid, or asks it again
+    about one sent before. Retried with backoff while the provider cannot be asked or is still at
+    it (the sweeper takes over after the last retry); every try carries the refund's one request
+    id, so the money goes back once."""
+    try:
+        status = services.send_refund(request_no=request_no)
+    except services.RefundPending as exc:
+        # Not an error: WeChat Pay is still processing it. Asked again after the usual backoff.
+        raise dramatiq.Retry(str(exc)) from exc
+    logger.info("refund %s: %s", request_no, status)
+
+
+@dramatiq.actor(queue_name=REFUND_QUEUE, max_retries=20, min_backoff=5_000, max_backoff=3_600_000, time_limit=120_000)
 def close_open_attempts(order_no: str) -> None:
     """Closes the other open attempts of an order one attempt just paid."""
     services.close_open_attempts(order_no=order_no)
@@ -61,6 +75,10 @@ def schedule_expiry(order_no: str, delay: timedelta | None = None) -> None:
 
 def enqueue_refund(out_trade_no: str) -> None:
     refund_payment.send(out_trade_no)
+
+
+def enqueue_refund_sending(request_no: str) -> None:
+    send_refund.send(request_no)
 
 
 def enqueue_close_attempts(order_no: str) -> None:

@@ -14,6 +14,7 @@ class WorkersConfig(AppConfig):
         events.on_order_placed(actors.schedule_expiry)
         events.on_refund_needed(actors.enqueue_refund)
         events.on_attempts_to_close(actors.enqueue_close_attempts)
+        events.on_refund_approved(actors.enqueue_refund_sending)
         if settings.RUN_EMBEDDED_WORKER:
             from workers.embedded import start_embedded_worker
 

@@ -12,7 +12,14 @@ from orders.services.payment import (
     request_payment,
     settle_payment,
 )
-from orders.services.refunds import refund_paid_order
+from orders.services.refund_execution import RefundPending, apply_refund_outcome, send_refund
+from orders.services.refunds import (
+    approve_refund,
+    refund_every_line,
+    reject_refund,
+    request_refund,
+    retry_refund,
+)
 from orders.services.settlement import lock_order, settle_paid_order
 from orders.services.sweeper import SweepReport, sweep_overdue_orders
 
@@ -30,7 +37,14 @@ __all__ = [
     "close_open_attempts",
     "refund_stray_payment",
     "settle_payment",
-    "refund_paid_order",
+    "RefundPending",
+    "apply_refund_outcome",
+    "approve_refund",
+    "refund_every_line",
+    "reject_refund",
+    "request_refund",
+    "retry_refund",
+    "send_refund",
     "request_payment",
     "lock_order",
     "place_order",

@@ -182,7 +182,7 @@ def _fill_order(*, order: Order, user_coupon_id: int | None, points: int) -> Non
     checkout_sql.apply_order(order=order, lines=lines, cart_item_ids=locked.cart_item_ids)
     # The response is built from these objects: the order and its lines need no second read, and
     # a new order has no payment attempt yet.
-    order._prefetched_objects_cache = {"lines": lines, "payment_attempts": []}
+    order._prefetched_objects_cache = {"lines": lines, "payment_attempts": [], "refunds": []}
     if user_coupon is not None:
         user_coupon.status, user_coupon.order = UserCoupon.Status.LOCKED, order
     if order.pay_amount == 0:

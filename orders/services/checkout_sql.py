@@ -52,18 +52,20 @@ FOR UPDATE OF cart"""
 
 # Everything the priced order changes, in one round trip: its lines, the cart, and billing's
 # holds (billing/checkout_sql.py: the coupon locked to the order, the points debited with their
-# ledger entry), then the amounts.
+# ledger entry), then the amounts. It answers the new lines' ids (the order's page shows them).
 APPLY_ORDER = f"""
 WITH order_lines AS (
     INSERT INTO orders_orderline (order_id, course_id, name, picture_url, price)
     SELECT %(order_id)s, * FROM unnest(%(course_ids)s::bigint[], %(names)s::varchar[], %(picture_urls)s::varchar[],
         %(prices)s::numeric[])
+    RETURNING id, course_id
 ), checked_out AS (
     DELETE FROM orders_cartitem WHERE id = ANY(%(cart_item_ids)s::bigint[])
 ), {billing_sql.HOLD_FOR_ORDER.strip()}
 UPDATE orders_order SET subtotal = %(subtotal)s, coupon_discount = %(coupon_discount)s, points_used = %(points_used)s,
     points_discount = %(points_discount)s, pay_amount = %(pay_amount)s, user_coupon_id = %(user_coupon_id)s
-WHERE id = %(order_id)s"""
+WHERE id = %(order_id)s
+RETURNING (SELECT array_agg(id) FROM order_lines), (SELECT array_agg(course_id) FROM order_lines)"""
 
 
 def insert_order(*, order: Order) -> None:
@@ -120,7 +122,8 @@ def lock_rows(*, order: Order, lock_points: bool, user_coupon_id: int | None) ->
 
 
 def apply_order(*, order: Order, lines: list[OrderLine], cart_item_ids: list[int]) -> None:
-    """Writes the priced order: its lines, the cart, the coupon, the points and the amounts."""
+    """Writes the priced order: its lines (their ids set), the cart, the coupon, the points and the
+    amounts."""
     params: dict[str, object] = {
         "order_id": order.pk,
         "course_ids": [line.course_id for line in lines],
@@ -144,3 +147,9 @@ def apply_order(*, order: Order, lines: list[OrderLine], cart_item_ids: list[int
     }
     with connection.cursor() as cursor:
         cursor.execute(APPLY_ORDER, params)
+        line_ids, course_ids = cursor.fetchone()
+    # A course is on an order once (order_line_unique_course): its id names the line.
+    line_of = dict(zip(course_ids or [], line_ids or [], strict=True))
+    for line in lines:
+        line.pk = line_of[line.course_id]
+        line._state.adding = False

@@ -13,9 +13,10 @@ from billing.alipay.formats import parse_amount
 from billing.wechatpay.configured import get_wechatpay_client
 from billing.wechatpay.errors import WechatPayError
 from billing.wechatpay.results import RefundNotification
-from orders.models import Order, PaymentAttempt
+from orders.models import Order, PaymentAttempt, Refund
 from orders.services.payment import Settlement, Verdict, frontend_order_url, settle_payment
-from orders.services.providers import ProviderError, provider_for
+from orders.services.providers import ProviderError, ProviderRefund, RefundState, provider_for, wechat_refund_state
+from orders.services.refund_execution import apply_refund_outcome
 
 logger = logging.getLogger(__name__)
 ALIPAY = PaymentAttempt.Provider.ALIPAY
@@ -166,10 +167,27 @@ def handle_wechat_notify(*, headers: Mapping[str, str], body: bytes, remote_addr
 
 
 def _wechat_refund_notify(notification: RefundNotification) -> WechatAnswer:
-    # Our refunds are marked done when WeChat Pay accepts them (a fixed out_refund_no makes a
-    # retry safe); the notify only confirms, or tells of a refund the bank bounced.
+    # A refund of ours: its outcome is applied (once) when it names the refund's trade and amount.
+    # A stray payment's refund is marked done when WeChat Pay accepts it (a fixed out_refund_no
+    # makes a retry safe); its notify only confirms, or tells of a refund the bank bounced.
     order = _attempt_order(notification.out_trade_no, WECHAT)
-    if notification.refund_status != "SUCCESS":
+    outcome = ""
+    refund = Refund.objects.filter(request_no=notification.out_refund_no).select_related("attempt").first()
+    if refund is not None and refund.attempt is not None:
+        if (refund.attempt.out_trade_no, refund.amount) != (notification.out_trade_no, notification.refund_amount):
+            outcome = f": not refund {refund.request_no}'s trade and amount"
+            logger.error("WeChat Pay refund notify %s%s", notification.out_refund_no, outcome)
+        elif wechat_refund_state(notification.refund_status) != RefundState.PROCESSING:
+            state = apply_refund_outcome(
+                request_no=refund.request_no,
+                outcome=ProviderRefund(
+                    wechat_refund_state(notification.refund_status),
+                    provider_refund_id=notification.refund_id,
+                    message=f"wechat: refund {notification.refund_status} (notify)",
+                ),
+            )
+            outcome = f": refund {refund.request_no} {state}"
+    elif notification.refund_status != "SUCCESS":
         logger.error("WeChat Pay refund %s ended %s", notification.out_refund_no, notification.refund_status)
     billing.record_notification(
         params={
@@ -182,7 +200,7 @@ def _wechat_refund_notify(notification: RefundNotification) -> WechatAnswer:
             "out_refund_no": notification.out_refund_no,
         },
         verdict=Verdict.IGNORED,
-        reason=f"refund {notification.refund_status}",
+        reason=f"refund {notification.refund_status}{outcome}",
         order=order,
         provider=WECHAT,
     )

@@ -9,22 +9,50 @@ format. Which adapter serves an attempt is decided by `attempt.provider` (`provi
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Protocol
 
 from django.conf import settings
 
 from billing.alipay.client import get_alipay_client
-from billing.alipay.errors import AlipayError
+from billing.alipay.errors import AlipayError, AlipaySignatureError
 from billing.wechatpay.configured import get_wechatpay_client
-from billing.wechatpay.errors import WechatPayError
+from billing.wechatpay.errors import Reason, WechatPayError
+from billing.wechatpay.results import Refund as WechatRefund
 from orders.models import PaymentAttempt
 
 Channel = PaymentAttempt.Channel
 ALIPAY_TRADE_STATUS_ERROR = "ACQ.TRADE_STATUS_ERROR"
+# Alipay's business (40004) and argument (40002) failures are its answer, except a system error,
+# after which Alipay asks for the same request again.
+ALIPAY_REFUSALS = frozenset({"40002", "40004"})
+ALIPAY_TRY_AGAIN = frozenset({"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR"})
+# WeChat Pay's 4xx answers are its decision, except these, which ask us to send it again later.
+WECHATPAY_TRY_AGAIN = frozenset({"SYSTEM_ERROR", "FREQUENCY_LIMITED"})
 
 
 class ProviderError(Exception):
     """The provider could not be asked, or refused: the caller retries later or gives up."""
+
+
+class ProviderRefusal(ProviderError):
+    """The provider answered, verifiably, and said no (a refund it will not make): sending the same
+    request again would get the same answer."""
+
+
+class RefundState(StrEnum):
+    SUCCEEDED = "succeeded"
+    PROCESSING = "processing"  # accepted; the result comes later (WeChat Pay's notify or query)
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    """What a provider says of one of our refunds."""
+
+    state: RefundState
+    provider_refund_id: str = ""
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,8 +97,15 @@ class PaymentProvider(Protocol):
         """After this returns no payment can arrive on the trade. Raises ProviderError when the
         trade could not be closed (e.g. it was paid meanwhile): query it again to know."""
 
-    def refund(self, *, out_trade_no: str, refund_request_no: str, amount: Decimal, total: Decimal) -> None:
-        """Refunds `amount` of the trade's `total`; the same refund_request_no refunds once."""
+    def refund(self, *, out_trade_no: str, refund_request_no: str, amount: Decimal, total: Decimal) -> ProviderRefund:
+        """Refunds `amount` of the trade's `total`; the same refund_request_no refunds once, and
+        sent again reports that refund. Raises ProviderRefusal when the provider will not make it,
+        ProviderError when it could not be asked."""
+
+    def refund_state(self, *, out_trade_no: str, refund_request_no: str) -> ProviderRefund | None:
+        """What the provider says of a refund sent before. None when it has no such refund, or
+        cannot be asked about one: sending the refund again is then the way to know (it refunds
+        once)."""
 
 
 class AlipayProvider:
@@ -110,13 +145,26 @@ class AlipayProvider:
                     return
             raise ProviderError(f"alipay: {exc}") from exc
 
-    def refund(self, *, out_trade_no: str, refund_request_no: str, amount: Decimal, total: Decimal) -> None:
+    def refund(self, *, out_trade_no: str, refund_request_no: str, amount: Decimal, total: Decimal) -> ProviderRefund:
         try:
             get_alipay_client().refund_trade(
                 out_trade_no=out_trade_no, refund_amount=amount, out_request_no=refund_request_no
             )
-        except AlipayError as exc:
+        except AlipaySignatureError as exc:
+            # Its codes were read from an answer that did not verify: believe none of them.
             raise ProviderError(f"alipay: {exc}") from exc
+        except AlipayError as exc:
+            if exc.code in ALIPAY_REFUSALS and exc.sub_code not in ALIPAY_TRY_AGAIN:
+                raise ProviderRefusal(f"alipay: {exc}") from exc
+            raise ProviderError(f"alipay: {exc}") from exc
+        # Alipay refunds at once; a repeat of an out_request_no it refunded before answers the same
+        # success (fund_change N) without moving money again.
+        return ProviderRefund(RefundState.SUCCEEDED)
+
+    def refund_state(self, *, out_trade_no: str, refund_request_no: str) -> ProviderRefund | None:
+        # Alipay's refund query (alipay.trade.fastpay.refund.query) is not in our client: sending
+        # the same out_request_no again asks as well, and refunds at most once.
+        return None
 
 
 class WechatProvider:
@@ -164,13 +212,43 @@ class WechatProvider:
         if trade is not None and trade.paid:
             raise ProviderError(f"wechat: {out_trade_no} was paid before it could be closed")
 
-    def refund(self, *, out_trade_no: str, refund_request_no: str, amount: Decimal, total: Decimal) -> None:
+    def refund(self, *, out_trade_no: str, refund_request_no: str, amount: Decimal, total: Decimal) -> ProviderRefund:
         try:
-            get_wechatpay_client().refund_trade(
+            refund = get_wechatpay_client().refund_trade(
                 out_trade_no=out_trade_no, out_refund_no=refund_request_no, refund_amount=amount, total_amount=total
             )
         except WechatPayError as exc:
+            if exc.reason == Reason.REFUSED and (exc.http_status or 500) < 500 and exc.code not in WECHATPAY_TRY_AGAIN:
+                raise ProviderRefusal(f"wechat: {exc}") from exc
             raise ProviderError(f"wechat: {exc}") from exc
+        return wechat_refund(refund)
+
+    def refund_state(self, *, out_trade_no: str, refund_request_no: str) -> ProviderRefund | None:
+        try:
+            refund = get_wechatpay_client().query_refund(out_refund_no=refund_request_no)
+        except WechatPayError as exc:
+            raise ProviderError(f"wechat: {exc}") from exc
+        if refund is None:
+            return None
+        if refund.out_trade_no != out_trade_no:
+            raise ProviderError(f"wechat: refund {refund_request_no} is of trade {refund.out_trade_no}")
+        return wechat_refund(refund)
+
+
+def wechat_refund_state(status: str) -> RefundState:
+    """WeChat Pay's refund status (answer, query or REFUND.* notify) in our words: SUCCESS, then
+    PROCESSING; CLOSED and ABNORMAL (the buyer's card refused it) need the merchant platform."""
+    if status == "SUCCESS":
+        return RefundState.SUCCEEDED
+    if status == "PROCESSING":
+        return RefundState.PROCESSING
+    return RefundState.FAILED
+
+
+def wechat_refund(refund: WechatRefund) -> ProviderRefund:
+    state = wechat_refund_state(refund.status)
+    message = f"wechat: refund {refund.status}" if state == RefundState.FAILED else ""
+    return ProviderRefund(state, provider_refund_id=refund.refund_id, message=message)
 
 
 PROVIDERS: dict[str, PaymentProvider] = {

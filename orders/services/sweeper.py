@@ -2,10 +2,12 @@
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
-from orders.models import Order, PaymentAttempt
+from orders.models import Order, PaymentAttempt, Refund
 from orders.services.cancellation import (
     cancel_expired_order,
     cancel_overdue_orders_without_trade,
@@ -13,6 +15,7 @@ from orders.services.cancellation import (
 )
 from orders.services.payment import close_open_attempts, refund_stray_payment
 from orders.services.providers import ProviderError
+from orders.services.refund_execution import RefundPending, send_refund
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +34,10 @@ class SweepReport:
 def sweep_overdue_orders(*, batch_size: int | None = None, max_batches: int = 1000) -> SweepReport:
     """Cancels every pending order past its deadline, a batch at a time; closes attempts left open
     on orders that are no longer pending (their close message was lost, or a provider was down
-    when the user cancelled); retries refunds of money that arrived where it was not wanted. An
-    order a provider cannot be asked about is left for the next sweep."""
+    when the user cancelled); retries refunds of money that arrived where it was not wanted; sends
+    again (or asks about) order refunds approved or processing for REFUND_RECHECK_SECONDS (their
+    message was lost, or ran out of retries). An order a provider cannot be asked about is left
+    for the next sweep."""
     batch_size = batch_size or settings.SWEEP_BATCH_SIZE
     report = SweepReport()
     skip: set[str] = set()
@@ -69,5 +74,17 @@ def sweep_overdue_orders(*, batch_size: int | None = None, max_batches: int = 10
             report.refunded += refund_stray_payment(out_trade_no=out_trade_no)
         except ProviderError:
             logger.warning("sweeper: refund of %s failed; next sweep retries", out_trade_no)
+            report.failed += 1
+    stale = timezone.now() - timedelta(seconds=settings.REFUND_RECHECK_SECONDS)
+    waiting = Refund.objects.filter(
+        status__in=[Refund.Status.APPROVED, Refund.Status.PROCESSING], updated_at__lt=stale
+    ).order_by("updated_at")
+    for request_no in list(waiting.values_list("request_no", flat=True)[:batch_size]):
+        try:
+            report.count(f"refund_{send_refund(request_no=request_no)}")
+        except RefundPending:
+            report.count("refund_processing")
+        except ProviderError:
+            logger.warning("sweeper: refund %s could not be sent or asked about; next sweep retries", request_no)
             report.failed += 1
     return report

@@ -99,6 +99,7 @@ export const STATUS_TAGS: Record<Schemas["OrderOut"]["status"], "warning" | "suc
   pending: "warning",
   paid: "success",
   cancelled: "info",
+  partially_refunded: "warning",
   refunded: "danger",
 };
 

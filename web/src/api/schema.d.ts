@@ -278,6 +278,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/courses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Courses
+         * @description The courses the buyer is enrolled in, newest first.
+         */
+        get: operations["orders_api_my_courses"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me/points": {
         parameters: {
             query?: never;
@@ -361,6 +381,26 @@ export interface paths {
          * @description Opens (or reuses) a payment attempt for the provider and channel asked for.
          */
         post: operations["orders_api_pay_order"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orders/{order_no}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Request Refund
+         * @description Asks for the money of some lines of a paid order back, within the refund window.
+         */
+        post: operations["orders_api_request_refund"];
         delete?: never;
         options?: never;
         head?: never;
@@ -465,6 +505,29 @@ export interface components {
              * @example 199.00
              */
             selected_total: string;
+        };
+        /** CatalogCourseOut */
+        CatalogCourseOut: {
+            /** Description */
+            description: string;
+            /** Id */
+            id: number;
+            /** Is Active */
+            is_active: boolean;
+            /** Name */
+            name: string;
+            /**
+             * Owned
+             * @description whether the caller is enrolled in it; always false without a token
+             */
+            owned: boolean;
+            /** Picture Url */
+            picture_url: string;
+            /**
+             * Price
+             * @example 199.00
+             */
+            price: string;
         };
         /** CheckoutPreviewOut */
         CheckoutPreviewOut: {
@@ -572,6 +635,15 @@ export interface components {
              */
             price: string;
         };
+        /** CourseSummaryOut */
+        CourseSummaryOut: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Picture Url */
+            picture_url: string;
+        };
         /** CredentialsIn */
         CredentialsIn: {
             /** Password */
@@ -627,12 +699,14 @@ export interface components {
         /** OrderFilter */
         OrderFilter: {
             /** Status */
-            status?: ("pending" | "paid" | "cancelled" | "refunded") | null;
+            status?: ("pending" | "paid" | "cancelled" | "partially_refunded" | "refunded") | null;
         };
         /** OrderLineOut */
         OrderLineOut: {
             /** Course Id */
             course_id: number;
+            /** Id */
+            id: number;
             /** Name */
             name: string;
             /** Picture Url */
@@ -642,6 +716,17 @@ export interface components {
              * @example 199.00
              */
             price: string;
+            /**
+             * Refund Status
+             * @description its refund's status (the latest one if every refund of it was rejected); null when none
+             */
+            refund_status: ("requested" | "approved" | "rejected" | "processing" | "succeeded" | "failed") | null;
+            /**
+             * Refundable Amount
+             * @description what a refund of this line gives back: its price less its share of the order's discounts
+             * @example 199.00
+             */
+            refundable_amount: string;
         };
         /** OrderOut */
         OrderOut: {
@@ -690,10 +775,17 @@ export interface components {
             /** Points Used */
             points_used: number;
             /**
+             * Refundable Until
+             * @description the end of the refund window (paid orders)
+             */
+            refundable_until: string | null;
+            /** Refunds */
+            refunds: components["schemas"]["RefundOut"][];
+            /**
              * Status
              * @enum {string}
              */
-            status: "pending" | "paid" | "cancelled" | "refunded";
+            status: "pending" | "paid" | "cancelled" | "partially_refunded" | "refunded";
             /**
              * Subtotal
              * @example 199.00
@@ -702,6 +794,50 @@ export interface components {
             /** User Coupon Id */
             user_coupon_id: number | null;
         };
+        /**
+         * OwnedCourseOut
+         * @description A course the buyer is enrolled in, and what they paid for it.
+         */
+        OwnedCourseOut: {
+            course: components["schemas"]["CourseSummaryOut"];
+            /**
+             * Enrolled At
+             * Format: date-time
+             */
+            enrolled_at: string;
+            /**
+             * Order Line Id
+             * @description its line in that order: what POST /orders/{no}/refunds takes
+             */
+            order_line_id: number | null;
+            /**
+             * Order No
+             * @description the order that bought it; null for a course given by staff
+             */
+            order_no: string | null;
+            /**
+             * Price Paid
+             * @description its price less its share of the order's discounts
+             */
+            price_paid: string | null;
+            /**
+             * Refund Status
+             * @description its refund's status, when one was asked for
+             */
+            refund_status: ("requested" | "approved" | "rejected" | "processing" | "succeeded" | "failed") | null;
+            /**
+             * Refundable Until
+             * @description the end of its refund window (may be past)
+             */
+            refundable_until: string | null;
+        };
+        /** PagedCatalogCourseOut */
+        PagedCatalogCourseOut: {
+            /** Count */
+            count: number;
+            /** Items */
+            items: components["schemas"]["CatalogCourseOut"][];
+        };
         /** PagedCouponOut */
         PagedCouponOut: {
             /** Count */
@@ -709,19 +845,19 @@ export interface components {
             /** Items */
             items: components["schemas"]["CouponOut"][];
         };
-        /** PagedCourseOut */
-        PagedCourseOut: {
-            /** Count */
-            count: number;
-            /** Items */
-            items: components["schemas"]["CourseOut"][];
-        };
         /** PagedOrderOut */
         PagedOrderOut: {
             /** Count */
             count: number;
             /** Items */
             items: components["schemas"]["OrderOut"][];
+        };
+        /** PagedOwnedCourseOut */
+        PagedOwnedCourseOut: {
+            /** Count */
+            count: number;
+            /** Items */
+            items: components["schemas"]["OwnedCourseOut"][];
         };
         /** PagedUserCouponOut */
         PagedUserCouponOut: {
@@ -854,6 +990,63 @@ export interface components {
         RefreshIn: {
             /** Refresh */
             refresh: string;
+        };
+        /** RefundLineOut */
+        RefundLineOut: {
+            /**
+             * Amount
+             * @example 199.00
+             */
+            amount: string;
+            /** Course Id */
+            course_id: number;
+            /** Order Line Id */
+            order_line_id: number;
+        };
+        /** RefundOut */
+        RefundOut: {
+            /**
+             * Amount
+             * @example 199.00
+             */
+            amount: string;
+            /** Completed At */
+            completed_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Decided At */
+            decided_at: string | null;
+            /** Id */
+            id: number;
+            /** Lines */
+            lines: components["schemas"]["RefundLineOut"][];
+            /**
+             * Provider
+             * @description where the money goes back; null for 0.00
+             */
+            provider: ("alipay" | "wechat") | null;
+            /** Reason */
+            reason: string;
+            /** Rejection Reason */
+            rejection_reason: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "requested" | "approved" | "rejected" | "processing" | "succeeded" | "failed";
+        };
+        /** RefundRequestIn */
+        RefundRequestIn: {
+            /** Order Line Ids */
+            order_line_ids: number[];
+            /**
+             * Reason
+             * @default
+             */
+            reason: string;
         };
         /** SelectionIn */
         SelectionIn: {
@@ -1527,7 +1720,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PagedCourseOut"];
+                    "application/json": components["schemas"]["PagedCatalogCourseOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
         };
@@ -1549,7 +1751,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CourseOut"];
+                    "application/json": components["schemas"]["CatalogCourseOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
             /** @description Not Found */
@@ -1654,6 +1865,38 @@ export interface operations {
             };
         };
     };
+    orders_api_my_courses: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PagedOwnedCourseOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     billing_api_my_points: {
         parameters: {
             query?: never;
@@ -1688,7 +1931,7 @@ export interface operations {
             query?: {
                 page?: number;
                 page_size?: number | null;
-                status?: ("pending" | "paid" | "cancelled" | "refunded") | null;
+                status?: ("pending" | "paid" | "cancelled" | "partially_refunded" | "refunded") | null;
             };
             header?: never;
             path?: never;
@@ -1929,6 +2172,68 @@ export interface operations {
             };
             /** @description Service Unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    orders_api_request_refund: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefundRequestIn"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundOut"];
+                };
+            };
+            /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -104,7 +104,7 @@ describe("the course page", () => {
     const api = fakeBackend()
       .on("GET", "/api/v1/courses/2", () => json(200, course(2, "299.00")))
       .on("GET", "/api/v1/orders", () =>
-        json(200, { items: [order({ expires_at: new Date(Date.now() + 600_000).toISOString(), lines: [{ course_id: 2, name: "Course 2", picture_url: "/x.svg", price: "299.00" }] })], count: 1 }),
+        json(200, { items: [order({ expires_at: new Date(Date.now() + 600_000).toISOString(), lines: [{ id: 1, course_id: 2, name: "Course 2", picture_url: "/x.svg", price: "299.00", refundable_amount: "299.00", refund_status: null }] })], count: 1 }),
       );
     const shop = testShop(api);
     await shop.pending.load();

@@ -65,6 +65,8 @@ export function order(overrides: Partial<Schemas["OrderOut"]> = {}): Schemas["Or
     cancel_reason: "",
     created_at: "2026-11-25T10:00:00Z",
     lines: [],
+    refundable_until: null,
+    refunds: [],
     ...overrides,
   };
 }

@@ -20,7 +20,7 @@ afterEach(() => {
 
 const NO = "20261125100000123456";
 const inTenMinutes = () => new Date(Date.now() + 10 * 60_000).toISOString();
-const line = (courseId: number) => ({ course_id: courseId, name: `Course ${courseId}`, picture_url: "/x.svg", price: "10.00" });
+const line = (courseId: number) => ({ id: courseId, course_id: courseId, name: `Course ${courseId}`, picture_url: "/x.svg", price: "10.00", refundable_amount: "10.00", refund_status: null });
 const pendingOrder = (overrides = {}) => order({ expires_at: inTenMinutes(), lines: [line(1), line(2)], ...overrides });
 
 describe("pending orders", () => {
