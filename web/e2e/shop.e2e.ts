@@ -39,7 +39,7 @@ const byTest = (page: Page, id: string) => page.locator(`[data-test="${id}"]`);
 /** A link of the header's navigation (pages may link to the same place again). */
 const nav = (page: Page, name: string) => page.getByRole("navigation", { name: /主导航|Main/ }).getByRole("link", { name, exact: true });
 
-beforeAll(startBackendAndBrowser);
+beforeAll(() => startBackendAndBrowser("shop"));
 afterAll(async () => {
   const summary = axeLog.map((run) => `  ${run.label.padEnd(34)} ${run.ids.length ? run.ids.join(", ") : "no violations"}`);
   console.log(`axe-core, ${axeLog.length} page checks:\n${summary.join("\n")}`);
