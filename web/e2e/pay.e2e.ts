@@ -245,6 +245,8 @@ describe("on a phone (390x844)", () => {
     expect(await byTest(page, "pay-alipay").locator("input").isChecked()).toBe(true);
     await byTest(page, "attempt-alipay-wap").getByText(m.payment.attempts.status.open).waitFor();
     await check("order, not paid, choose how to pay");
+    // For the README: the choice in the middle of the screen, clear of the bottom bar.
+    await byTest(page, "order-pay-methods").evaluate((element) => element.scrollIntoView({ block: "center" }));
     await shot("order-pay-methods", "order-pay-methods-phone.png");
 
     await byTest(page, "pay-wechat").click();
