@@ -136,8 +136,10 @@ export default defineConfig(({ mode }) => {
         output: {
           // Element Plus's per-component style modules are all called css.mjs: name their chunks
           // after the component, so the build output (and the budget report) says what they hold.
+          // The QR code library (loaded when a WeChat Pay code is first drawn) would be "browser".
           chunkFileNames: (chunk) => {
             const component = chunk.name === "css" ? chunk.moduleIds.map((id) => id.match(EL_COMPONENT)?.[1]).find(Boolean) : undefined;
+            if (chunk.moduleIds.some((id) => id.includes("/node_modules/qrcode/"))) return "assets/qrcode-[hash].js";
             return `assets/${component ? `el-${component}` : "[name]"}-[hash].js`;
           },
         },

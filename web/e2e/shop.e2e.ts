@@ -39,7 +39,7 @@ const byTest = (page: Page, id: string) => page.locator(`[data-test="${id}"]`);
 /** A link of the header's navigation (pages may link to the same place again). */
 const nav = (page: Page, name: string) => page.getByRole("navigation", { name: /主导航|Main/ }).getByRole("link", { name, exact: true });
 
-beforeAll(startBackendAndBrowser);
+beforeAll(() => startBackendAndBrowser("shop"));
 afterAll(async () => {
   const summary = axeLog.map((run) => `  ${run.label.padEnd(34)} ${run.ids.length ? run.ids.join(", ") : "no violations"}`);
   console.log(`axe-core, ${axeLog.length} page checks:\n${summary.join("\n")}`);
@@ -167,14 +167,18 @@ describe.each(journeys)("a new buyer: $name", ({ viewport, lang }) => {
     expect(await page.locator(".coupon--choice", { hasText: "满100减20" }).locator("input").isChecked()).toBe(true);
     await check("checkout");
     await shot("checkout", "checkout");
+    // Alipay by default: page pay on a computer, wap pay in a phone's browser.
+    expect(await byTest(page, "pay-alipay").locator("input").isChecked()).toBe(true);
     await byTest(page, "submit-order").click();
     await page.waitForURL(/\/dev\/alipay\//);
+    expect(page.url()).toContain(isPhone(viewport) ? "method=alipay.trade.wap.pay" : "method=alipay.trade.page.pay");
     expect(await page.locator("#amount").textContent()).toBe("338.00");
     const orderNo = (await page.locator("#out-trade-no").textContent()) ?? "";
     await page.locator("#pay").click();
     await page.waitForURL(new RegExp(`/orders/${orderNo}\\?payment=paid`));
     await byTest(page, "paid-banner").waitFor({ timeout: 30_000 });
     await page.getByText(m.order.paidTitle).waitFor();
+    await byTest(page, `attempt-alipay-${isPhone(viewport) ? "wap" : "page"}`).and(page.locator('[data-status="paid"]')).waitFor();
     await check("order, paid");
     await shot("order-paid");
 

@@ -1,5 +1,6 @@
-// What the browser tests share: the backend they start (the embedded default: Postgres from the
-// wheel in a fresh temp VAR_DIR, in-process worker, the Alipay dev gateway, serving web/dist),
+// What the browser tests share: the backend each test file starts (the embedded default: Postgres
+// from the wheel in a fresh temp VAR_DIR, in-process worker, the Alipay and WeChat Pay dev
+// gateways, serving web/dist),
 // Debian's Chromium, and the checks every page passes at every viewport: no horizontal scroll,
 // tap targets of 44 px (phones), no serious or critical axe-core violation.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -17,6 +18,8 @@ const REPO = resolve(WEB, "..");
 const PYTHON = process.env.BACKEND_PYTHON || join(REPO, ".venv/bin/python");
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 export const RESULTS = join(WEB, "test-results/e2e");
+/** This test file's screenshots and server log: test-results/e2e/<suite>/. */
+let results = RESULTS;
 const DOCS = join(WEB, "docs");
 /** Long enough for a journey to pay, short enough to watch an order expire. */
 export const PAYMENT_TIMEOUT_SECONDS = 30;
@@ -65,10 +68,20 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 /** The API, called directly (as a user with `token`, when given). */
 export async function api<T = unknown>(path: string, init: RequestInit & { token?: string } = {}): Promise<{ status: number; body: T }> {
   const { token, ...rest } = init;
-  const response = await fetch(`${base}/api/v1${path}`, {
-    ...rest,
-    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}), ...rest.headers },
-  });
+  const send = () =>
+    fetch(`${base}/api/v1${path}`, {
+      ...rest,
+      headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}), ...rest.headers },
+    });
+  let response: Response;
+  try {
+    response = await send();
+  } catch (error) {
+    // Node's fetch may reuse a kept-alive connection just as gunicorn closes it (its 2 s idle
+    // timeout): the request never reached the app, so sending it again is safe.
+    if ((error as { cause?: { code?: string } }).cause?.code !== "UND_ERR_SOCKET") throw error;
+    response = await send();
+  }
   const text = await response.text();
   return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
 }
@@ -78,18 +91,25 @@ export async function tokenFor(username: string, password = "demo-pass-123"): Pr
   return answer.body.access;
 }
 
-export async function startBackendAndBrowser() {
+export async function startBackendAndBrowser(suite: string) {
   if (!existsSync(join(WEB, "dist/index.html"))) throw new Error("web/dist is missing: run `npm run build` first");
   if (!existsSync(PYTHON)) throw new Error(`no Python at ${PYTHON}: run \`make run\` or \`make test\` once, or set BACKEND_PYTHON`);
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`);
-  rmSync(RESULTS, { recursive: true, force: true });
-  mkdirSync(RESULTS, { recursive: true });
+  results = join(RESULTS, suite);
+  rmSync(results, { recursive: true, force: true });
+  mkdirSync(results, { recursive: true });
 
   varDir = mkdtempSync(join(tmpdir(), "shop-e2e-"));
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // The embedded default, whatever the calling shell has set: no database, broker or provider of
+  // its own, only the two dev gateways.
+  for (const name of Object.keys(env)) {
+    if (/^(ALIPAY|WECHATPAY)_/.test(name)) delete env[name];
+  }
+  for (const name of ["DATABASE_URL", "REDIS_URL", "FRONTEND_URL", "DEV_GATEWAY_BASE_URL", "DJANGO_SETTINGS_MODULE"]) delete env[name];
+  Object.assign(env, {
     VAR_DIR: varDir,
     PUBLIC_BASE_URL: base,
     SPA_DIST_DIR: join(WEB, "dist"),
@@ -99,12 +119,9 @@ export async function startBackendAndBrowser() {
     DEBUG: "0",
     SECRET_KEY: "e2e-only-secret-key-" + "x".repeat(40),
     ALIPAY_DEV_GATEWAY: "1",
-  };
-  // The embedded default, whatever the calling shell has set.
-  for (const name of ["DATABASE_URL", "REDIS_URL", "FRONTEND_URL", "ALIPAY_GATEWAY_URL", "ALIPAY_NOTIFY_URL", "ALIPAY_RETURN_URL", "DJANGO_SETTINGS_MODULE"]) {
-    delete env[name];
-  }
-  const log = createWriteStream(join(RESULTS, "server.log"));
+    WECHATPAY_DEV_GATEWAY: "1",
+  });
+  const log = createWriteStream(join(results, "server.log"));
   // As `make run` does: core.embedded_database starts the database, runs the rest, stops it after.
   const serve = [
     `"${PYTHON}" manage.py migrate --noinput -v 0`,
@@ -194,7 +211,7 @@ export async function checkPage(page: Page, viewport: Viewport, label: string) {
 let shot = 0;
 /** A screenshot into test-results/e2e; with UPDATE_DOCS=1 and a docs name, also into web/docs. */
 export async function screenshot(page: Page, name: string, docsName?: string) {
-  const file = join(RESULTS, `${String(++shot).padStart(2, "0")}-${name}.png`);
+  const file = join(results, `${String(++shot).padStart(2, "0")}-${name}.png`);
   if (!docsName) {
     await page.screenshot({ path: file, fullPage: true });
     return;

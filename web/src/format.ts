@@ -107,3 +107,9 @@ export const STATUS_TAGS: Record<Schemas["OrderOut"]["status"], "warning" | "suc
 export function safeNext(next: unknown, fallback = "/"): string {
   return typeof next === "string" && next.startsWith("/") && !next.startsWith("//") ? next : fallback;
 }
+
+/** 支付宝 / 微信支付, "Alipay" / "WeChat Pay". */
+export function providerName(provider: Schemas["PlaceOrderIn"]["pay_type"]): string {
+  const { t } = i18n.global;
+  return provider === "wechat" ? t("payment.provider.wechat") : t("payment.provider.alipay");
+}

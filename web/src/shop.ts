@@ -33,6 +33,8 @@ export interface ShopOptions {
   sessionStorage?: Storage | null;
   navigate?: (url: string) => void;
   now?: () => number;
+  /** whether the buyer pays in a phone browser (default: a coarse primary pointer, see stores/payment.ts) */
+  onPhone?: () => boolean;
 }
 
 export function createShop(options: ShopOptions = {}): Shop {
@@ -50,7 +52,7 @@ export function createShop(options: ShopOptions = {}): Shop {
     cart,
     pending,
     ownership,
-    payment: createPayment(api, options.sessionStorage ?? null),
+    payment: createPayment(api, options.sessionStorage ?? null, options.onPhone),
     storage,
     assetUrl: (url) => apiAssetUrl(url, apiOrigin),
     navigate: options.navigate ?? ((url) => window.location.assign(url)),

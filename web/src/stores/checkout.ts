@@ -6,8 +6,14 @@
 // with. The page shows `applied` in its controls, so no control ever shows a choice the total
 // ignores (offline, a tapped coupon does not stay highlighted); a failed refresh keeps `wanted`
 // for the retry.
+//
+// The payment method is the buyer's first choice (`pay_type`), not a lock-in: the page pays with
+// whatever is chosen when the order exists. Once a submit may have reached the server (a lost
+// answer), later submits with the same key send the pay_type it sent, so switching method then
+// replays the same order instead of being refused as a different body (idempotency_key_reused).
 import { computed, reactive } from "vue";
 import { ApiError, call, NETWORK_ERROR, type ApiClient, type Schemas } from "@/api/client";
+import type { Provider } from "@/stores/payment";
 
 export type Preview = Schemas["CheckoutPreviewOut"];
 export type Order = Schemas["OrderOut"];
@@ -43,6 +49,9 @@ export function createCheckoutStore(api: ApiClient, newKey: () => string = () =>
     submitError: null as ApiError | null,
     order: null as Order | null,
     idempotencyKey: newKey(),
+    payType: "alipay" as Provider,
+    /** the pay_type a submit that may have reached the server sent with this key */
+    sentPayType: null as Provider | null,
   });
   let previewRun = 0;
   let placing: Promise<Order> | null = null;
@@ -119,6 +128,9 @@ export function createCheckoutStore(api: ApiClient, newKey: () => string = () =>
       state.applied?.points === state.wanted.points,
   );
 
+  /** A failed submit the user may simply retry (the same key makes it safe). */
+  const retryable = (error: ApiError | null) => !!error && (error.code === NETWORK_ERROR || error.status >= 500);
+
   /** Places the order as priced on screen. Concurrent calls share one request; every call sends the same key. */
   function submit(): Promise<Order> {
     if (state.order) return Promise.resolve(state.order);
@@ -126,17 +138,19 @@ export function createCheckoutStore(api: ApiClient, newKey: () => string = () =>
       state.submitting = true;
       state.submitError = null;
       const choice = state.applied ?? state.wanted;
+      const payType = state.sentPayType ?? state.payType;
       try {
         const order = await call(
           api.POST("/api/v1/orders", {
             params: { header: { "Idempotency-Key": state.idempotencyKey } },
-            body: { pay_type: "alipay", user_coupon_id: choice.couponId, points: choice.points },
+            body: { pay_type: payType, user_coupon_id: choice.couponId, points: choice.points },
           }),
         );
         state.order = order;
         return order;
       } catch (error) {
         state.submitError = asApiError(error);
+        if (retryable(state.submitError) || state.submitError.code === "idempotency_key_in_use") state.sentPayType = payType;
         throw state.submitError;
       } finally {
         state.submitting = false;
@@ -145,9 +159,6 @@ export function createCheckoutStore(api: ApiClient, newKey: () => string = () =>
     })();
     return placing;
   }
-
-  /** A failed submit the user may simply retry (the same key makes it safe). */
-  const retryable = (error: ApiError | null) => !!error && (error.code === NETWORK_ERROR || error.status >= 500);
 
   return { state, settled, refresh, selectCoupon, setPoints, submit, retryable };
 }

@@ -92,8 +92,14 @@ export function loggedInStorage(expiresInMs = 10 * 60_000): Storage {
   });
 }
 
-export function testShop(backend: FakeBackend, navigate: (url: string) => void = () => undefined, storage: Storage = loggedInStorage()): Shop {
-  return createShop({ apiOrigin: BASE, fetch: backend.fetch, storage, sessionStorage: memoryStorage(), navigate });
+/** A shop on the fake backend; on a computer unless `onPhone` says otherwise. */
+export function testShop(
+  backend: FakeBackend,
+  navigate: (url: string) => void = () => undefined,
+  storage: Storage = loggedInStorage(),
+  onPhone: () => boolean = () => false,
+): Shop {
+  return createShop({ apiOrigin: BASE, fetch: backend.fetch, storage, sessionStorage: memoryStorage(), navigate, onPhone });
 }
 
 /** Mounts a page the way the app does: Element Plus, the router (in memory), the shop. */

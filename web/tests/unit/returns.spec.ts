@@ -40,7 +40,7 @@ describe("pending orders", () => {
 describe("coming back from the cashier", () => {
   test("its cancel link (no order number) leads to the order this tab sent there", async () => {
     const shop = testShop(fakeBackend().on("GET", "/api/v1/orders", () => json(200, { items: [], count: 0 })));
-    shop.payment.remember(NO);
+    shop.payment.remember(NO, "alipay");
     const router = createAppRouter(shop, createMemoryHistory());
     await router.push("/orders?payment=invalid_signature");
     expect(router.currentRoute.value.fullPath).toBe(`/orders/${NO}?payment=left`);
