@@ -612,3 +612,17 @@ def test_other_users_cannot_see_a_paid_order(user):
     stranger = ApiClient(UserFactory())
     assert_error(stranger.get(f"/orders/{order['order_no']}"), 404, "order_not_found")
     assert_error(stranger.post(f"/orders/{order['order_no']}/pay"), 404, "order_not_found")
+
+
+def test_wap_pay_sends_a_phone_back_to_the_order_page_as_left_unpaid(api, user):
+    fill_cart(user, "30.00")
+    order = place_order(user)
+    started = api.post(f"/orders/{order['order_no']}/pay", {"provider": "alipay", "channel": "wap"}).json()
+    assert (started["provider"], started["channel"]) == ("alipay", "wap")
+    params = query_params(started["pay_url"])
+    assert params["method"] == "alipay.trade.wap.pay"
+    assert verify_request(params, dev_keys.app_public_key())
+    biz = json.loads(params["biz_content"])
+    assert biz["product_code"] == "QUICK_WAP_WAY"
+    assert biz["quit_url"] == f"{FRONTEND_URL}/orders/{order['order_no']}?payment=left"
+    assert attempts_of(order["order_no"]) == [(order["order_no"], "alipay", "wap", "open", "")]

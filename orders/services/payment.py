@@ -62,6 +62,7 @@ def request_payment(
         expires_at=order.expires_at,
         client_ip=client_ip,
         back_url=frontend_order_url(order.order_no, outcome="returned"),
+        quit_url=frontend_order_url(order.order_no, outcome="left"),
     )
     try:
         return provider_for(provider).start(start)

@@ -82,9 +82,11 @@ class StartRequest:
     subject: str
     expires_at: datetime
     client_ip: str
-    # Where the buyer's browser comes back to from a provider's page (Alipay wap's "back", WeChat
-    # H5's redirect): the order's page in the shop, which asks the API how the payment went.
+    # The order's page in the shop, where the buyer's browser comes back to from a provider's page:
+    # after WeChat H5 (paid or not: the page asks the API how it went), and from Alipay wap's
+    # "back" link (the buyer left without paying).
     back_url: str
+    quit_url: str
 
 
 class PaymentProvider(Protocol):
@@ -118,7 +120,7 @@ class AlipayProvider:
             "time_expire": request.expires_at,
         }
         if attempt.channel == Channel.WAP:
-            url = client.wap_pay_url(**trade, quit_url=request.back_url)
+            url = client.wap_pay_url(**trade, quit_url=request.quit_url)
         else:
             url = client.page_pay_url(**trade)
         return PaymentStart(provider=attempt.provider, channel=attempt.channel, pay_url=url)
