@@ -134,7 +134,8 @@ def test_notify_and_user_cancel_racing_never_both_win(gateway, worker):
             assert order.status == "cancelled", order.status
             assert cancelled[0] == 200 and cancelled[1]["status"] == "cancelled", cancelled
             assert notification.verdict == "refund_required"
-            assert attempt.status == "refund_required"
+            # The refund worker may already have given the money back: checked for all rounds below.
+            assert attempt.status in ("refund_required", "refunded"), attempt.status
             coupon.refresh_from_db()
             assert (coupon.status, coupon.order_id) == ("unused", None)
             assert PointsAccount.objects.get(user=user).balance == 100
