@@ -14,7 +14,7 @@ PORT ?= 8000
 # (core/middleware.py) already writes one line per request.
 WEB_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 
-.PHONY: run serve superuser test test-suite lint format migrate bench clean node
+.PHONY: run serve superuser test test-suite mutants lint format migrate bench clean node
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -87,6 +87,14 @@ test-suite:
 	@$(MAKE) --no-print-directory web-test
 	# pytest last, so its summary closes the run.
 	TEST_REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest
+
+# The lock-mutation check (tests/mutants.py; about 2 minutes): every lock the money depends on is
+# removed in turn from a copy of the tree, and the tests named next to it (each app's
+# mutations.py) must fail. On the Postgres and Redis `make test` uses; .ci/run runs it after that.
+mutants: $(STAMP)
+	bash tests/provision.sh "$(PY)" "$(TEST_REDIS_URL)"
+	$(PY) -m core.embedded_database --prefer "$(TEST_DATABASE_URL)" --data-dir var/test-postgres --fast --export-url \
+		-- env TEST_REDIS_URL=$(TEST_REDIS_URL) $(PY) -m tests.mutants
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -1,4 +1,5 @@
 import json
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -102,14 +103,19 @@ def assert_ledger_consistent() -> None:
         assert account.balance == (account.total or 0), (account.balance, account.total)
 
 
-def run_together(jobs: list[Callable[[], object]]) -> list[object]:
-    """Starts every job at the same instant on its own thread (and DB connection)."""
+def run_together(jobs: list[Callable[[], object]], *, spread: float = 0) -> list[object]:
+    """Starts every job at the same instant on its own thread (and DB connection). With `spread`,
+    each job then starts up to that many seconds later, at random: when one side of a race is
+    much quicker to reach its locks, this lets the other side win some rounds too. (Not a
+    synchronisation: the outcome is still decided by the locks, and the test checks both.)"""
     barrier = threading.Barrier(len(jobs))
     results: list[object] = [None] * len(jobs)
 
     def run(i: int) -> None:
         try:
             barrier.wait()
+            if spread:
+                time.sleep(random.uniform(0, spread))
             results[i] = jobs[i]()
         except Exception as exc:  # surfaced by the assertions below
             results[i] = exc
@@ -132,3 +138,59 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def backend_pid() -> int:
+    """This thread's Postgres session."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def someone_waits_for(pid: int) -> bool:
+    """Whether another session is waiting for a lock that session `pid` holds. (pg_locks is read
+    live, so this may be asked from inside the holder's own transaction.)"""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted AND %s = ANY(pg_blocking_pids(pid)))", [pid]
+        )
+        return cursor.fetchone()[0]
+
+
+def hold_after(
+    monkeypatch, owner: object, name: str, *, until: Callable[[int], bool], timeout: float = 10
+) -> threading.Event:
+    """Forces an interleaving instead of hoping for it. The first call of `owner.name`, in whichever
+    thread makes it, runs and then keeps its transaction open, with every lock it holds, until
+    `until(pid)` is true of its own session `pid` (typically: another session queued behind those
+    locks, or the other side finished); later calls run straight through. The returned event is
+    set when the hold begins. A hold nothing releases fails its thread after `timeout` seconds."""
+    original = getattr(owner, name)
+    held = threading.Event()
+    first = threading.Lock()
+
+    def holding(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if first.acquire(blocking=False):
+            pid = backend_pid()
+            held.set()
+            if not wait_for(lambda: until(pid), timeout=timeout):
+                raise AssertionError(f"{name} held its locks for {timeout} s and nothing happened")
+        return result
+
+    monkeypatch.setattr(owner, name, holding)
+    return held
+
+
+@pytest.fixture
+def session_settings(monkeypatch) -> Callable[..., None]:
+    """Postgres settings for the connections the test's threads open from now on, added where
+    core/settings.py puts lock_timeout (DB_LOCK_TIMEOUT_MS): `session_settings(lock_timeout=300)`.
+    Connections already open (the test's own) keep theirs."""
+    options = connection.settings_dict["OPTIONS"]
+
+    def configure(**values: object) -> None:
+        added = "".join(f" -c {name}={value}" for name, value in values.items())
+        monkeypatch.setitem(options, "options", options.get("options", "") + added)
+
+    return configure

@@ -15,12 +15,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 from django_dramatiq.middleware import DbConnectionsMiddleware
 from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
 from billing.alipay.keys import RsaKey, load_private_key
-from billing.models import PaymentNotification
+from billing.models import DevGatewayTrade, PaymentNotification, WechatPayDevTrade
 from orders.models import Order, PaymentAttempt
 from tests.conftest import ApiClient, wait_for  # noqa: F401  (re-exported for the payment tests)
 from tests.test_alipay_signing import fixture_text
@@ -140,6 +141,17 @@ def open_alipay_attempt(user, order_no: str, channel: str = "page") -> dict:
     response = ApiClient(user).post(f"/orders/{order_no}/pay", {"provider": "alipay", "channel": channel})
     assert response.status_code == 200, response.content
     return response.json()
+
+
+def reach_deadline(order_no: str) -> None:
+    """The order's payment deadline arrives now, as when the clock gets there: the order and every
+    trade opened for it at the dev gateways (whose time_expire is that deadline) expire at this
+    instant. Not a timeout of a few seconds and a sleep: the set-up before the deadline (the dev
+    gateways generate their keys on first use) can take longer than that."""
+    now = timezone.now()
+    Order.objects.filter(order_no=order_no).update(expires_at=now)
+    DevGatewayTrade.objects.filter(out_trade_no__startswith=order_no).update(time_expire=now)
+    WechatPayDevTrade.objects.filter(out_trade_no__startswith=order_no).update(time_expire=now)
 
 
 def last_notification() -> PaymentNotification:
