@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What `make test` needs besides Python and Postgres (which core/embedded_database.py provides):
-# Redis at TEST_REDIS_URL and Chromium for the browser test; Node.js comes from PyPI when missing
+# Redis at TEST_REDIS_URL, Chromium and a Chinese font for the browser test; Node.js comes from PyPI when missing
 # (`make node`). Whatever is missing is started or, as root on Debian, installed with apt-get;
 # what cannot be had stops the run before anything runs, with one line per missing piece.
 #
@@ -48,6 +48,17 @@ if [ ! -x "$chromium" ]; then
         apt_install chromium
     fi
     [ -x "$chromium" ] || missing+=("Chromium: none at $chromium (as root: apt-get install chromium; or set CHROMIUM_PATH)")
+fi
+
+# The pages are laid out in Chinese first and the browser test measures them (tap targets, no
+# horizontal scroll): without a CJK font Chromium draws boxes of other widths and the sizes are wrong.
+has_cjk_font() { command -v fc-list >/dev/null && [ -n "$(fc-list :lang=zh family 2>/dev/null)" ]; }
+if ! has_cjk_font; then
+    if can_apt; then
+        echo "Installing a Chinese font for the browser test (apt-get install fonts-noto-cjk)"
+        apt_install fonts-noto-cjk
+    fi
+    has_cjk_font || missing+=("A Chinese font: none found by fc-list :lang=zh (as root: apt-get install fonts-noto-cjk)")
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
