@@ -6,13 +6,17 @@ that catch it when the interleaving happens.
 settle_payment's lock on the attempt row is not listed: it is taken after the order's row lock,
 and every change of an attempt is made under that one (but refund_stray_payment's
 refund_required -> refunded, which settle_payment treats as refund_required), so no outcome
-depends on it and no test can fail without it.
+depends on it and no test can fail without it. The same holds for the refund row locks in
+refunds.py and refund_execution.py (`_lock_refund`): each is taken after `lock_order`, and every
+change of a refund (request, decision, send, outcome) is made under the order's row lock, which
+the `lock_order` entry below removes and tests/test_refund_races.py catches.
 """
 
 from core.mutations import Mutation
 
 CONCURRENCY = "tests/test_concurrency.py"
 PAYMENT_RACES = "tests/test_payment_races.py"
+REFUND_RACES = "tests/test_refund_races.py"
 EXPIRY = "tests/test_expiry.py"
 
 MUTATIONS = [
@@ -46,6 +50,8 @@ MUTATIONS = [
         caught_by=(
             f"{PAYMENT_RACES}::test_notify_and_user_cancel_forced_in_either_order_never_both_win[notify]",
             f"{CONCURRENCY}::test_simultaneous_cancels_of_one_order_cancel_it_once",
+            f"{REFUND_RACES}::test_simultaneous_requests_for_the_same_lines_make_one_refund",
+            f"{REFUND_RACES}::test_decisions_requests_and_the_operators_refund_at_once_never_pass_pay_amount",
         ),
     ),
     Mutation(
