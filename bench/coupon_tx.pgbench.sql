@@ -1,7 +1,8 @@
 -- The hot-row transaction of a coupon claim alone, for pgbench -M simple (bench/coupon_bench.py,
 -- variant "tx"): BEGIN / INSERT of the user coupon / conditional UPDATE of the coupon row / COMMIT,
--- exactly as billing.services.claim_coupon sends them, without the reads before it. The ceiling
--- the hot row allows on this machine. Every claim is a new user: a sequence hands out user ids.
+-- as billing.services.claim_coupon sent them until it became one statement (coupon_claim.pgbench.sql),
+-- without the reads before it: the baseline the flash-sale target is set against (BENCHMARKS.md).
+-- Every claim is a new user: a sequence hands out user ids.
 
 SELECT nextval('bench_coupon_next_user') AS n \gset
 \set uid :first_uid + :n - :seq_offset - 1

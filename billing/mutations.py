@@ -30,9 +30,9 @@ MUTATIONS = [
     ),
     Mutation(
         name="coupon claim: conditional stock UPDATE",
-        path="billing/services.py",
-        find='Coupon.objects.filter(pk=coupon.pk, issued_count__lt=F("total_quantity"))',
-        replace="Coupon.objects.filter(pk=coupon.pk)",
+        path="billing/claim_sql.py",
+        find="WHERE id = %(coupon_id)s AND issued_count < total_quantity AND",
+        replace="WHERE id = %(coupon_id)s AND",
         why="a flash sale would hand out more coupons than it has",
         caught_by=(f"{CONCURRENCY}::test_50_users_claiming_10_coupons_get_exactly_10",),
     ),

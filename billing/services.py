@@ -8,56 +8,52 @@ account's row lock, so the balance always equals the sum of its entries (billing
 
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from billing import ledger
+from billing import claim_sql, ledger
 from billing.errors import BillingErrorCode
 from billing.ledger import PointsMove
-from billing.models import Coupon, PaymentNotification, PointsAccount, PointsEntry, UserCoupon
-from core.db import broke_constraint
+from billing.models import PaymentNotification, PointsAccount, PointsEntry, UserCoupon
+from core.db import MAX_ROW_ID, alone_or_in_savepoint, broke_constraint
 from core.errors import DomainError
 from core.models import User
 
 
 def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
-    coupon = Coupon.objects.filter(pk=coupon_id).first()
-    if coupon is None:
-        raise DomainError(BillingErrorCode.COUPON_NOT_FOUND, f"Coupon {coupon_id} does not exist.")
-    now = timezone.now()
-    if not coupon.starts_at <= now < coupon.ends_at:
-        raise DomainError(BillingErrorCode.COUPON_NOT_ACTIVE, f"{coupon.name!r} cannot be claimed now.")
+    """One coupon of the flash sale for the user, in one statement (billing/claim_sql.py); when it
+    takes nothing, one read tells the user why."""
+    if not 0 < coupon_id <= MAX_ROW_ID:
+        raise coupon_not_found(coupon_id)
+    params = claim_sql.claim_params(user_id=user.pk, coupon_id=coupon_id, now=timezone.now())
     try:
-        with transaction.atomic():
-            # The claim row goes in first: a second claim by the same user fails right here on the
-            # unique index (one claim per user), and the hot coupon row is locked only by the last
-            # statement, for as long as the commit takes, instead of across a round trip of Python.
-            user_coupon = UserCoupon.objects.create(
-                user=user,
-                coupon=coupon,
-                name=coupon.name,
-                kind=coupon.kind,
-                threshold=coupon.threshold,
-                amount_off=coupon.amount_off,
-                percent_off=coupon.percent_off,
-                starts_at=coupon.starts_at,
-                ends_at=coupon.ends_at,
-            )
-            # One conditional UPDATE: Postgres re-checks the WHERE on the newest row version after
-            # waiting for a concurrent claim, so stock can never be handed out twice. Sold out
-            # raises, which rolls the claim row back with it.
-            taken = Coupon.objects.filter(pk=coupon.pk, issued_count__lt=F("total_quantity")).update(
-                issued_count=F("issued_count") + 1
-            )
-            if not taken:
-                raise DomainError(BillingErrorCode.COUPON_SOLD_OUT, f"{coupon.name!r} is sold out.")
-            return user_coupon
+        with alone_or_in_savepoint(), connection.cursor() as cursor:
+            cursor.execute(claim_sql.CLAIM, params)
+            user_coupon = claim_sql.claimed_user_coupon(cursor.fetchone())
     except IntegrityError as exc:
         # Any other constraint (stock, terms) failing is a bug, and stays one.
         if not broke_constraint(exc, name="user_coupon_one_claim_per_user"):
             raise
-        raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {coupon.name!r}.") from exc
+        user_coupon = None
+    if user_coupon is not None:
+        return user_coupon
+    with connection.cursor() as cursor:
+        cursor.execute(claim_sql.WHY_NOT_CLAIMED, params)
+        found = cursor.fetchone()
+    if found is None:
+        raise coupon_not_found(coupon_id)
+    name, claimed_before, in_window, in_stock = found
+    if claimed_before:
+        raise DomainError(BillingErrorCode.COUPON_ALREADY_CLAIMED, f"You already claimed {name!r}.")
+    if not in_window:
+        raise DomainError(BillingErrorCode.COUPON_NOT_ACTIVE, f"{name!r} cannot be claimed now.")
+    if not in_stock:
+        raise DomainError(BillingErrorCode.COUPON_SOLD_OUT, f"{name!r} is sold out.")
+    raise AssertionError(f"claim of coupon {coupon_id} took nothing, yet it is open, in stock and not claimed")
+
+
+def coupon_not_found(coupon_id: int) -> DomainError:
+    return DomainError(BillingErrorCode.COUPON_NOT_FOUND, f"Coupon {coupon_id} does not exist.")
 
 
 def get_user_coupon(*, user: User, user_coupon_id: int) -> UserCoupon:

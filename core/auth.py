@@ -16,7 +16,7 @@ from django.db import connection
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from core.db import field_names
+from core.db import MAX_ROW_ID, field_names
 from core.errors import CoreErrorCode, DomainError
 from core.models import User
 
@@ -71,12 +71,11 @@ USER_FIELDS = field_names(User)
 CURRENT_USER = "SELECT {} FROM {} WHERE id = %s AND is_active AND token_version = %s".format(
     ", ".join(f'"{name}"' for name in USER_FIELDS), User._meta.db_table
 )
-BIGINT_MAX = 2**63 - 1
 
 
 def current_user(user_id: int, token_version: int) -> User | None:
     """The user, if still active and still on the token version the token was issued under."""
-    if user_id > BIGINT_MAX or not 0 <= token_version <= 2**31 - 1:
+    if user_id > MAX_ROW_ID or not 0 <= token_version <= 2**31 - 1:
         return None
     with connection.cursor() as cursor:
         cursor.execute(CURRENT_USER, [user_id, token_version])

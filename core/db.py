@@ -1,8 +1,14 @@
 """Helpers for the few hot paths that skip the ORM (the JWT user look-up, the checkout
 transaction) and for telling constraint failures apart."""
 
-from django.db import IntegrityError
+from contextlib import AbstractContextManager, nullcontext
+
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
+
+# The largest id a bigint primary key can hold: a larger one names no row (and Postgres would
+# refuse it as a parameter of hand-written SQL instead of finding nothing).
+MAX_ROW_ID = 2**63 - 1
 
 
 def field_names(model: type[Model]) -> list[str]:
@@ -15,3 +21,10 @@ def broke_constraint(exc: IntegrityError, *, name: str) -> bool:
     """Whether `exc` is the named constraint failing (Postgres names it in the error's diagnostics)."""
     diag = getattr(exc.__cause__, "diag", None)
     return getattr(diag, "constraint_name", None) == name
+
+
+def alone_or_in_savepoint() -> AbstractContextManager[object]:
+    """For one statement that may fail on a constraint: in autocommit it is its own transaction
+    (no BEGIN / COMMIT round trips); inside a caller's transaction it runs in a savepoint, so its
+    failure does not abort the caller's work."""
+    return transaction.atomic() if connection.in_atomic_block else nullcontext()

@@ -6,6 +6,7 @@ from ninja import Field, Schema
 from pydantic import AfterValidator, WithJsonSchema
 
 from billing.schemas import UserCouponOut
+from core.db import MAX_ROW_ID
 from core.errors import DomainError
 from core.schemas import CourseOut, Money
 from orders.errors import OrderErrorCode
@@ -107,7 +108,7 @@ class RefundOut(Schema):
 
 
 class RefundRequestIn(Schema):
-    order_line_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=100)
+    order_line_ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] = Field(min_length=1, max_length=100)
     reason: str = Field("", max_length=200)
 
 
@@ -160,12 +161,12 @@ class OrderOut(Schema):
 class PlaceOrderIn(Schema):
     # The buyer's first choice: POST /orders/{order_no}/pay may use another provider.
     pay_type: Literal["alipay", "wechat"] = "alipay"
-    user_coupon_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    user_coupon_id: int | None = Field(None, ge=1, le=MAX_ROW_ID)
     points: int = Field(0, ge=0, le=10**12)
 
 
 class CheckoutQuery(Schema):
-    user_coupon_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    user_coupon_id: int | None = Field(None, ge=1, le=MAX_ROW_ID)
     points: int = Field(0, ge=0, le=10**12)
 
 

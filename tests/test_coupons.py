@@ -1,10 +1,12 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import Coupon, UserCoupon
-from tests.conftest import assert_error
+from tests.conftest import ApiClient, assert_error
 from tests.factories import CouponFactory, give_coupon, percent_coupon
 
 pytestmark = pytest.mark.django_db
@@ -66,13 +68,27 @@ def test_the_last_coupon_claimed_again_by_its_holder_says_already_claimed(api):
     assert coupon.issued_count == 1 and UserCoupon.objects.count() == 1
 
 
-def test_a_claim_is_one_read_and_one_short_transaction(api, django_assert_num_queries):
+def test_a_claim_is_the_token_user_read_and_one_statement(api, django_assert_num_queries):
     coupon = CouponFactory()
     api.get("/me/coupons")  # the connection's set-up queries, outside the count
-    # The user, the coupon, then the claim INSERT and the conditional UPDATE; inside the test's
-    # own transaction atomic() adds a SAVEPOINT and its RELEASE (BEGIN/COMMIT in production).
-    with django_assert_num_queries(6):
+    # The user, then the claim; inside the test's own transaction the claim runs in a SAVEPOINT
+    # (and its RELEASE), so that a refused claim does not abort the caller's transaction.
+    with django_assert_num_queries(4):
         assert api.post(f"/coupons/{coupon.pk}/claim").status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_autocommit_a_claim_is_one_statement_with_no_transaction_around_it(user):
+    coupon = CouponFactory()
+    client = ApiClient(user)
+    client.get("/me/coupons")
+    with CaptureQueriesContext(connection) as queries:
+        assert client.post(f"/coupons/{coupon.pk}/claim").status_code == 201
+    sent = [q["sql"] for q in queries.captured_queries]
+    claims = [sql for sql in sent if "UPDATE billing_coupon" in sql]
+    assert len(claims) == 1 and "INSERT INTO billing_usercoupon" in claims[0]
+    assert not any(sql.split()[0].upper() in ("BEGIN", "SAVEPOINT", "COMMIT") for sql in sent), sent
+    assert len(sent) <= 3, sent  # the connection check, the token's user, the claim
 
 
 @pytest.mark.parametrize("days", [1, -10])
