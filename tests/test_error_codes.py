@@ -77,6 +77,8 @@ def test_every_code_is_in_the_openapi_schema_under_its_enum(openapi):
     components = openapi["components"]["schemas"]
     for enum in error_code_enums():
         assert components[enum.__name__]["enum"] == [code.value for code in enum], enum.__name__
+    # The web client's `ErrorCode` is the union of the schema's `*ErrorCode` components: these, no more.
+    assert {name for name in components if name.endswith("ErrorCode")} == {e.__name__ for e in error_code_enums()}
 
 
 def test_every_error_answer_in_the_schema_carries_a_typed_code(openapi):
