@@ -6,9 +6,11 @@ This module sits above the apps (it names billing's and orders' codes) like the 
 the apps' services raise `DomainError(code, message, details=...)` and never pick a status.
 """
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 
 from billing.errors import BillingErrorCode
 from core.errors import CoreErrorCode, ErrorCode
@@ -39,9 +41,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     BillingErrorCode.POINTS_EXCEED_LIMIT: 422,
     OrderErrorCode.CART_ITEM_NOT_FOUND: 404,
     OrderErrorCode.ALREADY_IN_CART: 409,
-    # One status wherever it is raised (adding an owned course to the cart, or checking out a cart
-    # holding one): the buyer's enrolments or pending orders conflict with the request.
-    OrderErrorCode.ALREADY_PURCHASED: 409,
+    # Checking out a cart that holds a course the buyer owns or is paying for: the order cannot be
+    # placed (the contract's 422). Adding such a course to the cart answers 409 (see error_statuses).
+    OrderErrorCode.ALREADY_PURCHASED: 422,
     OrderErrorCode.CART_EMPTY: 422,
     OrderErrorCode.IDEMPOTENCY_KEY_REQUIRED: 400,
     OrderErrorCode.IDEMPOTENCY_KEY_REUSED: 422,
@@ -80,11 +82,32 @@ def code_for_status(status: int) -> CoreErrorCode:
     return GENERIC_CODES.get(status, CoreErrorCode.INTERNAL_ERROR if status >= 500 else CoreErrorCode.BAD_REQUEST)
 
 
-def error_response(code: ErrorCode, message: str, details: Any = None) -> JsonResponse:
-    """The error envelope, with the status the table gives `code`."""
+def error_statuses(overrides: dict[ErrorCode, int]) -> Callable[[Callable], Callable]:
+    """For the few routes where the contract (DESIGN.md) answers a code with another status than
+    the table's: the route names them (`@decorate_view(error_statuses({...}))`), and the table
+    decides everything else."""
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def with_statuses(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            request.error_statuses = overrides  # type: ignore[attr-defined]
+            return view(request, *args, **kwargs)
+
+        return with_statuses
+
+    return decorate
+
+
+def status_for(code: ErrorCode, request: HttpRequest | None = None) -> int:
+    """The status `code` answers with on this request's route."""
+    return getattr(request, "error_statuses", {}).get(code, HTTP_STATUS[code])
+
+
+def error_response(code: ErrorCode, message: str, details: Any = None, *, status: int | None = None) -> JsonResponse:
+    """The error envelope, with the status the table gives `code` (or the route's, `status_for`)."""
     return JsonResponse(
         {"code": code.value, "message": message, "details": details},
-        status=HTTP_STATUS[code],
+        status=status or HTTP_STATUS[code],
         content_type="application/json; charset=utf-8",
         json_dumps_params={"ensure_ascii": False},
     )

@@ -13,7 +13,7 @@ from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationEr
 from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
 
-from core.api_errors import code_for_status, error_response
+from core.api_errors import code_for_status, error_response, status_for
 from core.errors import CoreErrorCode, DomainError
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ api = ShopAPI(
 
 @api.exception_handler(DomainError)
 def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
-    return error_response(exc.code, exc.message, exc.details)
+    return error_response(exc.code, exc.message, exc.details, status=status_for(exc.code, request))
 
 
 @api.exception_handler(ValidationError)

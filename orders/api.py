@@ -5,11 +5,13 @@ from ninja import Header, Query, Router, Status
 from ninja.decorators import decorate_view
 from ninja.pagination import paginate
 
+from core.api_errors import error_statuses
 from core.auth import jwt_auth
 from core.client_ip import client_ip
 from core.middleware import limit_body
 from core.schemas import ErrorOut, Pagination
 from orders import selectors, services
+from orders.errors import OrderErrorCode
 from orders.schemas import (
     AddCartItemIn,
     CartItemOut,
@@ -42,6 +44,7 @@ def get_cart(request: HttpRequest):
 
 
 @cart_router.post("/items", response={201: CartItemOut, 404: OrderErrorOut, 409: OrderErrorOut})
+@decorate_view(error_statuses({OrderErrorCode.ALREADY_PURCHASED: 409}))
 def add_cart_item(request: HttpRequest, payload: AddCartItemIn):
     return Status(201, services.add_to_cart(user=request.auth, course_id=payload.course_id))
 
@@ -67,7 +70,7 @@ checkout_router = Router(tags=["checkout"], auth=jwt_auth)
 orders_router = Router(tags=["orders"], auth=jwt_auth)
 
 
-@checkout_router.get("/preview", response={200: CheckoutPreviewOut, 409: OrderErrorOut, 422: OrderErrorOut})
+@checkout_router.get("/preview", response={200: CheckoutPreviewOut, 422: OrderErrorOut})
 def checkout_preview(request: HttpRequest, query: Query[CheckoutQuery]):
     return selectors.checkout_preview(user=request.auth, user_coupon_id=query.user_coupon_id, points=query.points)
 

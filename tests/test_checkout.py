@@ -80,8 +80,7 @@ def test_preview_errors(api, user):
     assert api.get("/checkout/preview?points=500").json()["pay_amount"] == "0.00"
     (item,) = CartItem.objects.filter(user=user)
     EnrollmentFactory(user=user, course=item.course)
-    # 409, as when adding an owned course to the cart: one code, one status (it was 422 here).
-    body = assert_error(api.get("/checkout/preview"), 409, "already_purchased")
+    body = assert_error(api.get("/checkout/preview"), 422, "already_purchased")
     assert body["details"]["enrolled_course_ids"] == [item.course_id]
 
 
@@ -238,7 +237,7 @@ def test_already_purchased_and_pending_courses(api, user):
     (item,) = fill_cart(user, "10.00")
     EnrollmentFactory(user=user, course=item.course)
     before = snapshot()
-    body = assert_error(place(api), 409, "already_purchased")
+    body = assert_error(place(api), 422, "already_purchased")
     assert body["details"]["enrolled_course_ids"] == [item.course_id]
     assert snapshot() == before
 
@@ -248,7 +247,7 @@ def test_course_waiting_in_another_pending_order_is_refused(api, user):
     first = place(api, key="a").json()
     CartItemFactory(user=user, course=item.course)
     before = snapshot()
-    body = assert_error(place(api, key="b"), 409, "already_purchased")
+    body = assert_error(place(api, key="b"), 422, "already_purchased")
     assert body["details"]["pending"] == {str(item.course_id): first["order_no"]}
     assert snapshot() == before
 

@@ -1637,15 +1637,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["OrderErrorOut"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {

@@ -241,7 +241,7 @@ describe("checkout: no control shows a choice the total ignores", () => {
   test("a course held by an unpaid order, or owned, is named, with a way to the order", async () => {
     const backend = fakeBackend()
       .on("GET", "/api/v1/checkout/preview", () =>
-        envelope(409, "already_purchased", "Some selected courses are already yours.", { enrolled_course_ids: [2], pending: { "1": "2026112510000042" } }),
+        envelope(422, "already_purchased", "Some selected courses are already yours.", { enrolled_course_ids: [2], pending: { "1": "2026112510000042" } }),
       )
       .on("GET", "/api/v1/cart", () => json(200, cart([cartItem(1, "199.00"), cartItem(2, "299.00")], "498.00")))
       .on("GET", "/api/v1/orders", () => json(200, { items: [], count: 0 }));
