@@ -3,9 +3,9 @@ from ninja import Query, Router, Status
 from ninja.pagination import paginate
 
 from billing import selectors, services
-from billing.schemas import CouponOut, PointsOut, UserCouponFilter, UserCouponOut
+from billing.schemas import BillingErrorOut, CouponOut, PointsOut, UserCouponFilter, UserCouponOut
 from core.auth import jwt_auth
-from core.schemas import ErrorOut, Pagination
+from core.schemas import Pagination
 
 coupons_router = Router(tags=["coupons"], auth=jwt_auth)
 me_router = Router(tags=["me"], auth=jwt_auth)
@@ -17,7 +17,10 @@ def list_claimable_coupons(request: HttpRequest):
     return selectors.claimable_coupons(user=request.auth)
 
 
-@coupons_router.post("/{coupon_id}/claim", response={201: UserCouponOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+@coupons_router.post(
+    "/{coupon_id}/claim",
+    response={201: UserCouponOut, 404: BillingErrorOut, 409: BillingErrorOut, 422: BillingErrorOut},
+)
 def claim_coupon(request: HttpRequest, coupon_id: int):
     return Status(201, services.claim_coupon(user=request.auth, coupon_id=coupon_id))
 

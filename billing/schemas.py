@@ -3,7 +3,13 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-from core.schemas import Money
+from billing.errors import BillingErrorCode
+from core.errors import CoreErrorCode
+from core.schemas import CODE_DESCRIPTION, ErrorOut, Money
+
+
+class BillingErrorOut(ErrorOut):
+    code: CoreErrorCode | BillingErrorCode = Field(description=CODE_DESCRIPTION)
 
 
 class CouponTerms(Schema):

@@ -13,24 +13,10 @@ from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationEr
 from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
 
-from core.errors import CoreErrorCode, DomainError, ErrorCode, envelope
+from core.api_errors import code_for_status, error_response, status_for
+from core.errors import CoreErrorCode, DomainError
 
 logger = logging.getLogger(__name__)
-
-STATUS_CODES: dict[int, ErrorCode] = {
-    400: CoreErrorCode.BAD_REQUEST,
-    401: CoreErrorCode.NOT_AUTHENTICATED,
-    403: CoreErrorCode.FORBIDDEN,
-    404: CoreErrorCode.NOT_FOUND,
-    405: CoreErrorCode.METHOD_NOT_ALLOWED,
-    413: CoreErrorCode.PAYLOAD_TOO_LARGE,
-    429: CoreErrorCode.RATE_LIMITED,
-    503: CoreErrorCode.SERVICE_UNAVAILABLE,
-}
-
-
-def code_for_status(status: int) -> ErrorCode:
-    return STATUS_CODES.get(status, CoreErrorCode.INTERNAL_ERROR if status >= 500 else CoreErrorCode.BAD_REQUEST)
 
 
 class JSONObjectParser(Parser):
@@ -65,29 +51,25 @@ api = ShopAPI(
 )
 
 
-def error_response(request: HttpRequest, status: int, code: ErrorCode | str, message: str, details: Any = None):
-    return api.create_response(request, envelope(code, message, details), status=status)
-
-
 @api.exception_handler(DomainError)
 def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
-    return error_response(request, exc.status, exc.code, exc.message, exc.details)
+    return error_response(exc.code, exc.message, exc.details, status=status_for(exc.code, request))
 
 
 @api.exception_handler(ValidationError)
 def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors]
-    return error_response(request, 422, CoreErrorCode.VALIDATION_ERROR, "The request is not valid.", details)
+    return error_response(CoreErrorCode.VALIDATION_ERROR, "The request is not valid.", details)
 
 
 @api.exception_handler(AuthenticationError)
 def on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return error_response(request, 401, CoreErrorCode.NOT_AUTHENTICATED, "A bearer access token is required.")
+    return error_response(CoreErrorCode.NOT_AUTHENTICATED, "A bearer access token is required.")
 
 
 @api.exception_handler(Throttled)
 def on_throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
-    response = error_response(request, 429, CoreErrorCode.RATE_LIMITED, "Too many requests; slow down.")
+    response = error_response(CoreErrorCode.RATE_LIMITED, "Too many requests; slow down.")
     if exc.wait:
         response["Retry-After"] = str(int(exc.wait))
     return response
@@ -97,15 +79,15 @@ def on_throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     # Ninja raises HttpError(400) around a body it could not parse; say so precisely.
     if isinstance(exc.__cause__, RequestDataTooBig):
-        return error_response(request, 413, CoreErrorCode.PAYLOAD_TOO_LARGE, "The request body is too large.")
+        return error_response(CoreErrorCode.PAYLOAD_TOO_LARGE, "The request body is too large.")
     if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
-        return error_response(request, 400, CoreErrorCode.INVALID_JSON, "The request body is not valid JSON.")
-    return error_response(request, exc.status_code, code_for_status(exc.status_code), str(exc))
+        return error_response(CoreErrorCode.INVALID_JSON, "The request body is not valid JSON.")
+    return error_response(code_for_status(exc.status_code), str(exc))
 
 
 @api.exception_handler(Http404)
 def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return error_response(request, 404, CoreErrorCode.NOT_FOUND, "Not found.")
+    return error_response(CoreErrorCode.NOT_FOUND, "Not found.")
 
 
 @api.exception_handler(OperationalError)
@@ -115,8 +97,6 @@ def on_database_unavailable(request: HttpRequest, exc: OperationalError) -> Http
     # services turn the lock timeouts they expect into their own errors before this.
     logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
     response = error_response(
-        request,
-        503,
         CoreErrorCode.SERVICE_UNAVAILABLE,
         "The database is briefly unavailable; send the request again (an order with the same Idempotency-Key).",
     )
@@ -127,7 +107,7 @@ def on_database_unavailable(request: HttpRequest, exc: OperationalError) -> Http
 @api.exception_handler(Exception)
 def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     logger.exception("unhandled error on %s %s", request.method, request.path)
-    return error_response(request, 500, CoreErrorCode.INTERNAL_ERROR, "Something went wrong on our side.")
+    return error_response(CoreErrorCode.INTERNAL_ERROR, "Something went wrong on our side.")
 
 
 def mount_routers() -> None:

@@ -1,9 +1,8 @@
-"""One application error type, carrying a code, mapped once to the envelope in `core.api`.
+"""One application error type, carrying a code, mapped once to the envelope in `core.api_root`.
 
 Every error the API answers has the shape `{"code": "snake_case", "message": "...", "details": ...}`.
-Each app lists its codes in an `ErrorCode` enum whose members carry their usual HTTP status;
-`DomainError` may override the status where the contract answers the same code differently
-(`already_purchased` is 409 on the cart and 422 at checkout).
+Each app lists its codes in an enum subclassing `ErrorCode`; the HTTP status of each code is the
+API layer's business (the table in `core.api_root`), so a service never picks one.
 """
 
 from enum import StrEnum
@@ -11,48 +10,32 @@ from typing import Any
 
 
 class ErrorCode(StrEnum):
-    """A snake_case error code with its default HTTP status (`Member = ("code", status)`)."""
-
-    http_status: int
-
-    def __new__(cls, code: str, http_status: int) -> "ErrorCode":
-        member = str.__new__(cls, code)
-        member._value_ = code
-        member.http_status = http_status
-        return member
-
-    def __str__(self) -> str:
-        return self.value
+    """The base of every app's error codes: snake_case strings, each app's enum subclassing this."""
 
 
 class CoreErrorCode(ErrorCode):
-    VALIDATION_ERROR = ("validation_error", 422)
-    INVALID_JSON = ("invalid_json", 400)
-    BAD_REQUEST = ("bad_request", 400)
-    NOT_AUTHENTICATED = ("not_authenticated", 401)
-    INVALID_TOKEN = ("invalid_token", 401)
-    INVALID_CREDENTIALS = ("invalid_credentials", 401)
-    FORBIDDEN = ("forbidden", 403)
-    NOT_FOUND = ("not_found", 404)
-    METHOD_NOT_ALLOWED = ("method_not_allowed", 405)
-    PAYLOAD_TOO_LARGE = ("payload_too_large", 413)
-    RATE_LIMITED = ("rate_limited", 429)
-    INTERNAL_ERROR = ("internal_error", 500)
-    SERVICE_UNAVAILABLE = ("service_unavailable", 503)
-    USERNAME_TAKEN = ("username_taken", 409)
-    COURSE_NOT_FOUND = ("course_not_found", 404)
+    VALIDATION_ERROR = "validation_error"
+    INVALID_JSON = "invalid_json"
+    BAD_REQUEST = "bad_request"
+    NOT_AUTHENTICATED = "not_authenticated"
+    INVALID_TOKEN = "invalid_token"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL_ERROR = "internal_error"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    USERNAME_TAKEN = "username_taken"
+    COURSE_NOT_FOUND = "course_not_found"
 
 
 class DomainError(Exception):
     """A business rule said no. Raised by services, rendered by the API's one handler."""
 
-    def __init__(self, code: ErrorCode, message: str, *, status: int | None = None, details: Any = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, details: Any = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status or code.http_status
         self.details = details
-
-
-def envelope(code: ErrorCode | str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"code": str(code), "message": message, "details": details}

@@ -6,19 +6,22 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+
+from core.api_errors import code_for_status, error_response
+from core.errors import CoreErrorCode
 
 API_PREFIX = "/api/"
 ORDER_PATH = re.compile(r"/orders/([0-9]{1,32})(?:/|$)")
 request_logger = logging.getLogger("shop.requests")
 
 MESSAGES = {
-    400: "The request is malformed.",
-    403: "Forbidden.",
-    404: "Not found.",
-    405: "This method is not allowed here.",
-    413: "The request body is too large.",
-    500: "Something went wrong on our side.",
+    CoreErrorCode.BAD_REQUEST: "The request is malformed.",
+    CoreErrorCode.FORBIDDEN: "Forbidden.",
+    CoreErrorCode.NOT_FOUND: "Not found.",
+    CoreErrorCode.METHOD_NOT_ALLOWED: "This method is not allowed here.",
+    CoreErrorCode.PAYLOAD_TOO_LARGE: "The request body is too large.",
+    CoreErrorCode.INTERNAL_ERROR: "Something went wrong on our side.",
 }
 
 
@@ -35,15 +38,8 @@ class ApiErrorEnvelopeMiddleware:
             return response
         if response.get("Content-Type", "").startswith("application/json"):
             return response
-        from core.api_root import code_for_status
-
-        status = response.status_code
-        code = code_for_status(status)
-        wrapped = JsonResponse(
-            {"code": str(code), "message": MESSAGES.get(status, "The request failed."), "details": None},
-            status=status,
-            json_dumps_params={"ensure_ascii": False},
-        )
+        code = code_for_status(response.status_code)
+        wrapped = error_response(code, MESSAGES.get(code, "The request failed."))
         for header in ("Allow", "Retry-After"):
             if header in response:
                 wrapped[header] = response[header]
@@ -57,14 +53,9 @@ def declared_length(request: HttpRequest) -> int:
         return 0
 
 
-def payload_too_large(limit: int) -> JsonResponse:
-    return JsonResponse(
-        {
-            "code": "payload_too_large",
-            "message": f"The request body is over {limit} bytes.",
-            "details": {"limit": limit},
-        },
-        status=413,
+def payload_too_large(limit: int) -> HttpResponse:
+    return error_response(
+        CoreErrorCode.PAYLOAD_TOO_LARGE, f"The request body is over {limit} bytes.", details={"limit": limit}
     )
 
 

@@ -5,6 +5,7 @@ from ninja import Field, Schema
 from ninja.pagination import PageNumberPagination
 from pydantic import PlainSerializer, WithJsonSchema
 
+from core.errors import CoreErrorCode
 from core.money import to_cents
 
 
@@ -20,8 +21,14 @@ Money = Annotated[
 ]
 
 
+CODE_DESCRIPTION = "snake_case error code, stable for clients to branch on"
+
+
+# The error envelope of core's operations. Each app's own (billing's `BillingErrorOut`, orders'
+# `OrderErrorOut`) widens `code` to the enums it can answer, so the OpenAPI schema and the typed
+# web client carry every code. (A comment, not a docstring: a docstring would show in the schema.)
 class ErrorOut(Schema):
-    code: str = Field(description="snake_case error code, stable for clients to branch on")
+    code: CoreErrorCode = Field(description=CODE_DESCRIPTION)
     message: str
     details: Any = None
 

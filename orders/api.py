@@ -5,17 +5,20 @@ from ninja import Header, Query, Router, Status
 from ninja.decorators import decorate_view
 from ninja.pagination import paginate
 
+from core.api_errors import error_statuses
 from core.auth import jwt_auth
 from core.client_ip import client_ip
 from core.middleware import limit_body
 from core.schemas import ErrorOut, Pagination
 from orders import selectors, services
+from orders.errors import OrderErrorCode
 from orders.schemas import (
     AddCartItemIn,
     CartItemOut,
     CartOut,
     CheckoutPreviewOut,
     CheckoutQuery,
+    OrderErrorOut,
     OrderFilter,
     OrderNo,
     OrderOut,
@@ -40,12 +43,13 @@ def get_cart(request: HttpRequest):
     return selectors.get_cart(user=request.auth)
 
 
-@cart_router.post("/items", response={201: CartItemOut, 404: ErrorOut, 409: ErrorOut})
+@cart_router.post("/items", response={201: CartItemOut, 404: OrderErrorOut, 409: OrderErrorOut})
+@decorate_view(error_statuses({OrderErrorCode.ALREADY_PURCHASED: 409}))
 def add_cart_item(request: HttpRequest, payload: AddCartItemIn):
     return Status(201, services.add_to_cart(user=request.auth, course_id=payload.course_id))
 
 
-@cart_router.patch("/items/{item_id}", response={200: CartItemOut, 404: ErrorOut})
+@cart_router.patch("/items/{item_id}", response={200: CartItemOut, 404: OrderErrorOut})
 def update_cart_item(request: HttpRequest, item_id: int, payload: SelectionIn):
     return services.set_cart_item_selected(user=request.auth, item_id=item_id, selected=payload.selected)
 
@@ -56,7 +60,7 @@ def set_selection(request: HttpRequest, payload: SelectionIn):
     return selectors.get_cart(user=request.auth)
 
 
-@cart_router.delete("/items/{item_id}", response={204: None, 404: ErrorOut})
+@cart_router.delete("/items/{item_id}", response={204: None, 404: OrderErrorOut})
 def delete_cart_item(request: HttpRequest, item_id: int):
     services.remove_cart_item(user=request.auth, item_id=item_id)
     return Status(204, None)
@@ -66,12 +70,12 @@ checkout_router = Router(tags=["checkout"], auth=jwt_auth)
 orders_router = Router(tags=["orders"], auth=jwt_auth)
 
 
-@checkout_router.get("/preview", response={200: CheckoutPreviewOut, 422: ErrorOut})
+@checkout_router.get("/preview", response={200: CheckoutPreviewOut, 422: OrderErrorOut})
 def checkout_preview(request: HttpRequest, query: Query[CheckoutQuery]):
     return selectors.checkout_preview(user=request.auth, user_coupon_id=query.user_coupon_id, points=query.points)
 
 
-@orders_router.post("", response={201: OrderOut, 400: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+@orders_router.post("", response={201: OrderOut, 400: OrderErrorOut, 409: OrderErrorOut, 422: OrderErrorOut})
 def place_order(
     request: HttpRequest,
     response: HttpResponse,
@@ -98,19 +102,20 @@ def list_orders(request: HttpRequest, filters: Query[OrderFilter]):
     return selectors.user_orders(user=request.auth, status=filters.status)
 
 
-@orders_router.get("/{order_no}", response={200: OrderOut, 404: ErrorOut})
+@orders_router.get("/{order_no}", response={200: OrderOut, 404: OrderErrorOut})
 def get_order(request: HttpRequest, order_no: OrderNo):
     return selectors.get_user_order(user=request.auth, order_no=order_no)
 
 
-@orders_router.post("/{order_no}/cancel", response={200: OrderOut, 404: ErrorOut, 409: ErrorOut})
+@orders_router.post("/{order_no}/cancel", response={200: OrderOut, 404: OrderErrorOut, 409: OrderErrorOut})
 def cancel_order(request: HttpRequest, order_no: OrderNo):
     services.cancel_order(user=request.auth, order_no=order_no)
     return selectors.get_user_order(user=request.auth, order_no=order_no)
 
 
 @orders_router.post(
-    "/{order_no}/pay", response={200: PayOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 503: ErrorOut}
+    "/{order_no}/pay",
+    response={200: PayOut, 404: OrderErrorOut, 409: OrderErrorOut, 422: OrderErrorOut, 503: OrderErrorOut},
 )
 def pay_order(request: HttpRequest, order_no: OrderNo, payload: PayIn | None = None):
     """Opens (or reuses) a payment attempt for the provider and channel asked for."""
@@ -124,7 +129,9 @@ def pay_order(request: HttpRequest, order_no: OrderNo, payload: PayIn | None = N
     )
 
 
-@orders_router.post("/{order_no}/refunds", response={201: RefundOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+@orders_router.post(
+    "/{order_no}/refunds", response={201: RefundOut, 404: OrderErrorOut, 409: OrderErrorOut, 422: OrderErrorOut}
+)
 def request_refund(request: HttpRequest, order_no: str, payload: RefundRequestIn):
     """Asks for the money of some lines of a paid order back, within the refund window."""
     refund = services.request_refund(

@@ -5,10 +5,11 @@ from typing import Annotated, Literal
 from ninja import Field, Schema
 from pydantic import AfterValidator, WithJsonSchema
 
+from billing.errors import BillingErrorCode
 from billing.schemas import UserCouponOut
 from core.db import MAX_ROW_ID
-from core.errors import DomainError
-from core.schemas import CourseOut, Money
+from core.errors import CoreErrorCode, DomainError
+from core.schemas import CODE_DESCRIPTION, CourseOut, ErrorOut, Money
 from orders.errors import OrderErrorCode
 from orders.pricing import points_step
 from orders.selectors import enrolment_line, order_line_views, refundable_until
@@ -28,6 +29,11 @@ def _names_an_order(value: str) -> str:
     if not _ORDER_NO.fullmatch(value):
         raise DomainError(OrderErrorCode.ORDER_NOT_FOUND, "There is no order with that number.")
     return value
+
+
+class OrderErrorOut(ErrorOut):
+    # Checkout prices with billing's coupons and points, so their codes come back from here too.
+    code: CoreErrorCode | BillingErrorCode | OrderErrorCode = Field(description=CODE_DESCRIPTION)
 
 
 # The `{order_no}` path parameter.

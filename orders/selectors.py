@@ -72,7 +72,6 @@ def already_purchased(*, enrolled_course_ids: list[int], pending: dict[int, str]
     return DomainError(
         OrderErrorCode.ALREADY_PURCHASED,
         "Some selected courses are already yours or waiting for payment in another order.",
-        status=422,
         details={"enrolled_course_ids": sorted(enrolled_course_ids), "pending": pending},
     )
 

@@ -7,6 +7,9 @@ import type { components, paths } from "./schema";
 export type Schemas = components["schemas"];
 export type ApiClient = Client<paths>;
 
+/** Every error code the API declares: the union of its `*ErrorCode` enums (one per backend app). */
+export type ErrorCode = Schemas[Extract<keyof Schemas, `${string}ErrorCode`>];
+
 export interface ApiOptions {
   /** Origin of the API, "" for the app's own (paths in the schema carry /api/v1). */
   baseUrl?: string;
@@ -18,13 +21,21 @@ export function createApi({ baseUrl = "", fetch }: ApiOptions = {}): ApiClient {
   return createClient<paths>({ baseUrl, fetch: fetch ?? ((request) => globalThis.fetch(request)) });
 }
 
+export const NETWORK_ERROR = "network_error";
+/** A failure inside the app (an exception that is not an ApiError), told like an API error. */
+export const CLIENT_ERROR = "client_error";
+
+/** An API code, or the app's stand-ins for no answer, an answer that is not the envelope, or its own failure.
+ * A closed union on purpose: comparing `code` with a literal that is none of these fails `npm run typecheck`. */
+export type ApiErrorCode = ErrorCode | typeof NETWORK_ERROR | typeof CLIENT_ERROR | `http_${number}`;
+
 /** An API failure as the user should see it: `message` is always fit to show. */
 export class ApiError extends Error {
   readonly status: number;
-  readonly code: string;
+  readonly code: ApiErrorCode;
   readonly details: unknown;
 
-  constructor(status: number, code: string, message: string, details: unknown = null) {
+  constructor(status: number, code: ApiErrorCode, message: string, details: unknown = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
@@ -33,9 +44,9 @@ export class ApiError extends Error {
   }
 }
 
-export const NETWORK_ERROR = "network_error";
-
-function isEnvelope(body: unknown): body is { code: string; message: string; details?: unknown } {
+// Only the shape is checked, not the code: a server newer than this page may answer a code it does
+// not know yet, which errorText (i18n/errors.ts) tells with a generic message.
+function isEnvelope(body: unknown): body is { code: ErrorCode; message: string; details?: unknown } {
   return (
     typeof body === "object" &&
     body !== null &&
@@ -47,7 +58,7 @@ function isEnvelope(body: unknown): body is { code: string; message: string; det
 export function toApiError(body: unknown, response: Response): ApiError {
   if (isEnvelope(body)) return new ApiError(response.status, body.code, body.message, body.details ?? null);
   // Not our envelope: a proxy's error page, a gateway timeout, an empty body.
-  return new ApiError(response.status, `http_${response.status}`, `The server answered HTTP ${response.status}. Please try again.`);
+  return new ApiError(response.status, `http_${response.status}` as const, `The server answered HTTP ${response.status}. Please try again.`);
 }
 
 type Result<T> = { data?: T; error?: unknown; response: Response };

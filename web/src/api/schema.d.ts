@@ -479,6 +479,23 @@ export interface components {
             /** Course Id */
             course_id: number;
         };
+        /**
+         * BillingErrorCode
+         * @enum {string}
+         */
+        BillingErrorCode: "coupon_not_found" | "coupon_sold_out" | "coupon_already_claimed" | "coupon_not_active" | "coupon_invalid" | "insufficient_points" | "points_exceed_limit";
+        /** BillingErrorOut */
+        BillingErrorOut: {
+            /**
+             * Code
+             * @description snake_case error code, stable for clients to branch on
+             */
+            code: components["schemas"]["CoreErrorCode"] | components["schemas"]["BillingErrorCode"];
+            /** Details */
+            details?: unknown;
+            /** Message */
+            message: string;
+        };
         /** CartItemOut */
         CartItemOut: {
             course: components["schemas"]["CourseOut"];
@@ -577,6 +594,11 @@ export interface components {
             /** User Coupon Id */
             user_coupon_id?: number | null;
         };
+        /**
+         * CoreErrorCode
+         * @enum {string}
+         */
+        CoreErrorCode: "validation_error" | "invalid_json" | "bad_request" | "not_authenticated" | "invalid_token" | "invalid_credentials" | "forbidden" | "not_found" | "method_not_allowed" | "payload_too_large" | "rate_limited" | "internal_error" | "service_unavailable" | "username_taken" | "course_not_found";
         /** CouponOut */
         CouponOut: {
             /** Amount Off */
@@ -653,11 +675,8 @@ export interface components {
         };
         /** ErrorOut */
         ErrorOut: {
-            /**
-             * Code
-             * @description snake_case error code, stable for clients to branch on
-             */
-            code: string;
+            /** @description snake_case error code, stable for clients to branch on */
+            code: components["schemas"]["CoreErrorCode"];
             /** Details */
             details?: unknown;
             /** Message */
@@ -695,6 +714,23 @@ export interface components {
             page: number;
             /** Page Size */
             page_size?: number | null;
+        };
+        /**
+         * OrderErrorCode
+         * @enum {string}
+         */
+        OrderErrorCode: "cart_item_not_found" | "already_in_cart" | "already_purchased" | "cart_empty" | "idempotency_key_required" | "idempotency_key_reused" | "idempotency_key_in_use" | "checkout_busy" | "order_not_found" | "order_not_cancellable" | "order_not_payable" | "order_not_refundable" | "refund_window_closed" | "order_line_not_found" | "order_line_already_refunded" | "refund_not_found" | "refund_not_decidable" | "payment_provider_unavailable" | "payment_channel_invalid" | "payment_provider_unreachable";
+        /** OrderErrorOut */
+        OrderErrorOut: {
+            /**
+             * Code
+             * @description snake_case error code, stable for clients to branch on
+             */
+            code: components["schemas"]["CoreErrorCode"] | components["schemas"]["BillingErrorCode"] | components["schemas"]["OrderErrorCode"];
+            /** Details */
+            details?: unknown;
+            /** Message */
+            message: string;
         };
         /** OrderFilter */
         OrderFilter: {
@@ -1442,7 +1478,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
             /** @description Conflict */
@@ -1451,7 +1487,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
         };
@@ -1489,7 +1525,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
         };
@@ -1533,7 +1569,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
         };
@@ -1607,7 +1643,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
         };
@@ -1679,7 +1715,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["BillingErrorOut"];
                 };
             };
             /** @description Conflict */
@@ -1688,7 +1724,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["BillingErrorOut"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -1697,7 +1733,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["BillingErrorOut"];
                 };
             };
         };
@@ -1989,7 +2025,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
             /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */
@@ -2007,7 +2043,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -2016,7 +2052,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
         };
@@ -2056,7 +2092,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
         };
@@ -2096,7 +2132,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
             /** @description Conflict */
@@ -2105,7 +2141,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
         };
@@ -2149,7 +2185,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
             /** @description Conflict */
@@ -2158,7 +2194,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -2167,7 +2203,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
             /** @description Service Unavailable */
@@ -2176,7 +2212,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
         };
@@ -2220,7 +2256,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
             /** @description Conflict */
@@ -2229,7 +2265,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -2238,7 +2274,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorOut"];
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
         };

@@ -12,7 +12,7 @@
 // answer), later submits with the same key send the pay_type it sent, so switching method then
 // replays the same order instead of being refused as a different body (idempotency_key_reused).
 import { computed, reactive } from "vue";
-import { ApiError, call, NETWORK_ERROR, type ApiClient, type Schemas } from "@/api/client";
+import { ApiError, call, CLIENT_ERROR, NETWORK_ERROR, type ApiClient, type Schemas } from "@/api/client";
 import type { Provider } from "@/stores/payment";
 
 export type Preview = Schemas["CheckoutPreviewOut"];
@@ -28,7 +28,7 @@ export interface Notice {
 }
 
 function asApiError(error: unknown): ApiError {
-  return error instanceof ApiError ? error : new ApiError(0, "client_error", error instanceof Error ? error.message : String(error));
+  return error instanceof ApiError ? error : new ApiError(0, CLIENT_ERROR, error instanceof Error ? error.message : String(error));
 }
 
 function detail(error: ApiError, key: string): number | null {

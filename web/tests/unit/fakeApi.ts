@@ -3,6 +3,7 @@ import ElementPlus from "element-plus";
 import { mount, flushPromises } from "@vue/test-utils";
 import { createMemoryHistory } from "vue-router";
 import type { Component } from "vue";
+import type { ErrorCode } from "@/api/client";
 import { i18n } from "@/i18n";
 import { createAppRouter } from "@/router";
 import { createShop, ShopKey, type Shop } from "@/shop";
@@ -28,7 +29,7 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   });
 }
 
-export function envelope(status: number, code: string, message: string, details: unknown = null): Response {
+export function envelope(status: number, code: ErrorCode, message: string, details: unknown = null): Response {
   return json(status, { code, message, details });
 }
 

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
-import { ApiError, NETWORK_ERROR } from "@/api/client";
+import { ApiError, NETWORK_ERROR, type ApiErrorCode, type ErrorCode } from "@/api/client";
 import { couponCondition, couponHeadline, couponTerms, formatDate, formatMoney, zhe } from "@/format";
 import { initialLocale, LOCALE_KEY, setLocale } from "@/i18n";
 import { errorText } from "@/i18n/errors";
@@ -64,7 +64,7 @@ describe("coupon terms", () => {
 });
 
 describe("API errors, told in the buyer's language", () => {
-  const refusal = (code: string, details: unknown = null, message = "Server words.") => new ApiError(422, code, message, details);
+  const refusal = (code: ApiErrorCode, details: unknown = null, message = "Server words.") => new ApiError(422, code, message, details);
 
   test("known codes map to messages in both languages, with numbers from the details", async () => {
     await setLocale("zh-CN");
@@ -79,20 +79,40 @@ describe("API errors, told in the buyer's language", () => {
   });
 
   test("a code this app does not know: the server's words in English, a plain apology in Chinese", async () => {
+    // A server newer than the page can answer a code missing from its schema.d.ts.
+    const newCode = "brand_new_code" as ErrorCode;
     await setLocale("en");
-    expect(errorText(refusal("brand_new_code"))).toBe("Server words.");
+    expect(errorText(refusal(newCode))).toBe("Server words.");
     await setLocale("zh-CN");
-    expect(errorText(refusal("brand_new_code"))).toBe("出了点问题，请稍后再试。");
+    expect(errorText(refusal(newCode))).toBe("出了点问题，请稍后再试。");
   });
 
   test("every error code the API declares has a message in both languages", () => {
-    const python = ["core/errors.py", "orders/errors.py", "billing/errors.py"].map((file) => readFileSync(join(__dirname, "../../..", file), "utf8")).join("\n");
-    const codes = [...python.matchAll(/= \("([a-z_]+)", \d{3}\)/g)].map((match) => match[1]);
-    expect(codes.length).toBeGreaterThan(25);
+    // The `*ErrorCode` enums of schema.d.ts, generated from the backend's OpenAPI schema, whose
+    // enums tests/test_error_codes.py holds equal to the backend's (`npm run check:schema` keeps
+    // this file in step with it).
+    const schema = readFileSync(join(__dirname, "../../src/api/schema.d.ts"), "utf8");
+    const enums = [...schema.matchAll(/^ *(\w+ErrorCode): ((?:"[a-z_]+"(?: \| )?)+);$/gm)];
+    expect(enums.map((match) => match[1])).toEqual(expect.arrayContaining(["BillingErrorCode", "CoreErrorCode", "OrderErrorCode"]));
+    const codes = enums.flatMap((match) => [...match[2].matchAll(/"([a-z_]+)"/g)].map((code) => code[1]));
+    expect(codes.length).toBeGreaterThan(40);
     for (const code of codes) {
       expect(zhCN.errors, code).toHaveProperty(code);
       expect(en.errors, code).toHaveProperty(code);
     }
+    // The same, checked by vue-tsc (`npm run typecheck`) against the ErrorCode type.
+    zhCN.errors satisfies Record<ErrorCode, unknown>;
+    en.errors satisfies Record<ErrorCode, unknown>;
+  });
+
+  test("error codes are typed: a code the API does not declare fails typecheck", () => {
+    const error = new ApiError(409, "already_in_cart", "x");
+    // @ts-expect-error -- "already_in_kart" is no code of the API, so vue-tsc refuses the comparison
+    // (and would report this directive unused if ApiError.code were a plain string again).
+    expect(error.code === "already_in_kart").toBe(false);
+    // @ts-expect-error -- nor can an ApiError be made with one.
+    expect(new ApiError(409, "already_in_kart", "x").code).toBe("already_in_kart");
+    expect(error.code === "already_in_cart").toBe(true);
   });
 });
 
