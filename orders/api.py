@@ -9,6 +9,7 @@ from core.api_errors import error_statuses
 from core.auth import jwt_auth
 from core.client_ip import client_ip
 from core.middleware import limit_body
+from core.responses import trusted_json
 from core.schemas import ErrorOut, Pagination
 from orders import selectors, services
 from orders.errors import OrderErrorCode
@@ -40,7 +41,7 @@ cart_router = Router(tags=["cart"], auth=jwt_auth)
 
 @cart_router.get("", response=CartOut)
 def get_cart(request: HttpRequest):
-    return selectors.get_cart(user=request.auth)
+    return trusted_json(request, selectors.get_cart(user=request.auth))
 
 
 @cart_router.post("/items", response={201: CartItemOut, 404: OrderErrorOut, 409: OrderErrorOut})
@@ -57,7 +58,7 @@ def update_cart_item(request: HttpRequest, item_id: int, payload: SelectionIn):
 @cart_router.put("/selection", response=CartOut)
 def set_selection(request: HttpRequest, payload: SelectionIn):
     services.set_cart_selection(user=request.auth, selected=payload.selected)
-    return selectors.get_cart(user=request.auth)
+    return trusted_json(request, selectors.get_cart(user=request.auth))
 
 
 @cart_router.delete("/items/{item_id}", response={204: None, 404: OrderErrorOut})

@@ -1,8 +1,10 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from billing import selectors as billing_selectors
@@ -11,37 +13,56 @@ from billing.services import check_coupon_applies, get_user_coupon
 from core.errors import DomainError
 from core.models import Enrollment, User
 from core.money import ZERO
+from core.schemas import money_str
 from orders import pricing
 from orders.errors import OrderErrorCode
 from orders.models import CartItem, Order, OrderLine, Refund, RefundLine
-
-
-@dataclass(frozen=True)
-class Cart:
-    items: list[CartItem]
-    count: int
-    selected_count: int
-    selected_total: Decimal
 
 
 def cart_items(*, user: User) -> QuerySet[CartItem]:
     return CartItem.objects.filter(user=user).select_related("course")
 
 
-def get_cart(*, user: User) -> Cart:
-    """One query whatever the cart's size; totals are summed here in Decimal.
+# The cart is read on every page of the shop: one hand-written query, newest first as
+# CartItem.Meta.ordering, answered without the ORM's model instances (tests/test_cart.py checks
+# the answer against CartOut).
+CART = """
+SELECT cart.id, cart.selected, cart.created_at, course.id, course.name, course.description, course.picture_url,
+    course.price, course.is_active
+FROM orders_cartitem cart JOIN core_course course ON course.id = cart.course_id
+WHERE cart.user_id = %s
+ORDER BY cart.created_at DESC, cart.id DESC"""
+
+
+def get_cart(*, user: User) -> dict[str, Any]:
+    """GET /cart's answer (CartOut's shape), totals summed here in Decimal.
 
     A course withdrawn from sale stays visible in the cart (so it can be removed) but does not
     count towards the selected total and cannot be checked out.
     """
-    items = list(cart_items(user=user))
-    purchasable = [item for item in items if item.selected and item.course.is_active]
-    return Cart(
-        items=items,
-        count=len(items),
-        selected_count=len(purchasable),
-        selected_total=sum((item.course.price for item in purchasable), ZERO),
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(CART, [user.pk])
+        rows = cursor.fetchall()
+    items = []
+    selected_count, selected_total = 0, ZERO
+    for item_id, selected, created_at, course_id, name, description, picture_url, price, is_active in rows:
+        course = {
+            "id": course_id,
+            "name": name,
+            "description": description,
+            "picture_url": picture_url,
+            "price": money_str(price),
+            "is_active": is_active,
+        }
+        items.append({"id": item_id, "course": course, "selected": selected, "created_at": created_at})
+        if selected and is_active:
+            selected_count, selected_total = selected_count + 1, selected_total + price
+    return {
+        "items": items,
+        "count": len(items),
+        "selected_count": selected_count,
+        "selected_total": money_str(selected_total),
+    }
 
 
 def check_not_owned(*, user: User, course_ids: list[int]) -> None:

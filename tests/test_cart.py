@@ -1,6 +1,12 @@
+import json
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
+from ninja.responses import NinjaJSONEncoder
 
 from orders.models import CartItem
+from orders.schemas import CartOut
 from tests.conftest import ApiClient, assert_error
 from tests.factories import CartItemFactory, CourseFactory, EnrollmentFactory
 
@@ -24,6 +30,22 @@ def test_add_item_then_cart_totals(api, user):
     assert cart["count"] == 2 and cart["selected_count"] == 2
     assert cart["selected_total"] == "199.10"
     assert [i["course"]["id"] for i in cart["items"]] == [b.pk, a.pk]  # newest first
+
+
+def test_the_cart_is_answered_exactly_as_its_schema_would_render_it(api, user):
+    # GET /cart skips the schema's validation (core/responses.py): its body must be what CartOut
+    # would have made of it, to the character, with every kind of row in it.
+    withdrawn = CartItemFactory(user=user, course=CourseFactory(price="12.30", is_active=False))
+    unselected = CartItemFactory(user=user, course=CourseFactory(price="0.99", name="Ünïcode 课程"), selected=False)
+    CartItemFactory(user=user, course=CourseFactory(price="100.00"))
+    CartItem.objects.filter(pk=withdrawn.pk).update(created_at=timezone.now() - timedelta(days=1, microseconds=7))
+    CartItem.objects.filter(pk=unselected.pk).update(created_at=timezone.now().replace(microsecond=0))
+    for response in (api.get("/cart"), api.put("/cart/selection", {"selected": True})):
+        assert response.status_code == 200 and response["Content-Type"] == "application/json; charset=utf-8"
+        body = response.json()
+        rendered = json.dumps(CartOut.model_validate(body).model_dump(), cls=NinjaJSONEncoder)
+        assert response.content.decode() == rendered
+    assert body["count"] == 3 and body["selected_count"] == 2 and body["selected_total"] == "100.99"
 
 
 def test_add_twice_is_409_already_in_cart(api, user):
