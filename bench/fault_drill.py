@@ -1563,13 +1563,20 @@ class CheckResult:
 
 
 def run_checks(args, rec: Recorder, label: str, *, final: bool, grace: float) -> CheckResult:
+    import psycopg
+
     seen = rec.snapshot_seen()  # every one of these 201s was committed before the snapshot below
     refunds = rec.snapshot_refunds()  # and so was every one of these refunds
     result = CheckResult(label)
     conn = db_connect(args.db)
     try:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        # psycopg opens the transaction itself at the first statement: a "BEGIN ISOLATION LEVEL ..."
+        # sent as a statement would only draw "there is already a transaction in progress" and
+        # leave every check in a snapshot of its own (READ COMMITTED), as it did until 2026-11-28.
+        conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
         cur = conn.cursor()
+        cur.execute("SELECT current_setting('transaction_isolation')")
+        assert cur.fetchone()[0] == "repeatable read"
         cur.execute("SELECT status, count(*) FROM orders_order GROUP BY status")
         by_status = dict(cur.fetchall())
         result.stats["by_status"] = by_status
