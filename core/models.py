@@ -30,15 +30,20 @@ class User(AbstractUser):
         if lookalike.exists():
             raise ValidationError({"username": "A user with a username that looks the same already exists."})
 
+    def set_unusable_password(self) -> None:
+        super().set_unusable_password()
+        self._password_made_unusable = True
+
     def save(self, *args, **kwargs) -> None:
         self.username_key = username_key(self.username)
         if kwargs.get("update_fields") is not None and "username" in kwargs["update_fields"]:
             kwargs["update_fields"] = {*kwargs["update_fields"], "username_key"}
         # A password change (Django sets _password only in set_password, and clears it before the
-        # re-hash it does on login) or a save of a deactivated account ends every session: the
-        # admin, `changepassword` and password forms all come through here. Reactivating the
-        # account later does not bring the old tokens back.
-        if not self._state.adding and (self._password is not None or not self.is_active):
+        # re-hash it does on login), a password made unusable, or a save of a deactivated account
+        # ends every session: the admin, `changepassword` and password forms all come through
+        # here. Reactivating the account later does not bring the old tokens back.
+        password_changed = self._password is not None or self.__dict__.pop("_password_made_unusable", False)
+        if not self._state.adding and (password_changed or not self.is_active):
             self.token_version += 1
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "token_version"}

@@ -91,6 +91,18 @@ def test_a_password_change_ends_every_session(user):
     assert works(fresh["access"])
 
 
+def test_a_password_made_unusable_ends_every_session(user):
+    pair = log_in(user)
+    user = User.objects.get(pk=user.pk)
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    assert not works(pair["access"])
+    assert_error(refresh(pair["refresh"]), 401, "invalid_token")
+    version = User.objects.get(pk=user.pk).token_version
+    user.save()  # a later save changes nothing more
+    assert User.objects.get(pk=user.pk).token_version == version
+
+
 def test_deactivation_ends_every_session_for_good(user):
     pair = log_in(user)
     user = User.objects.get(pk=user.pk)
