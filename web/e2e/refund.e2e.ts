@@ -144,7 +144,7 @@ describe.each(journeys)("bought, then refunded one course: $name", ({ viewport, 
     await check("order, partly refunded");
     // For the picture: the refunded line (under the sticky header) and the refund below it.
     await byTest(page, `order-line-${REFUNDED}`).evaluate((line) => window.scrollTo(0, line.getBoundingClientRect().top + window.scrollY - 140));
-    await shot("order-refunded", docs("order-refunded"));
+    await shot("order-refunded");
 
     const after = (await api<OrderJson>(`/orders/${orderNo}`, { token })).body;
     expect(after.status).toBe("partially_refunded");
