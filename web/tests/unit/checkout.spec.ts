@@ -257,10 +257,17 @@ describe("checkout: no control shows a choice the total ignores", () => {
 });
 
 describe("checkout: a lost answer that did place the order, then a changed choice", () => {
-  test("the breakdown is refused (the cart was emptied by that order): the lost request is sent again and its order shown", async () => {
+  test.each([
+    ["cart_empty", "the order took the cart", () => envelope(422, "cart_empty", "Select at least one course in your cart.")],
+    [
+      "already_purchased",
+      "the courses, put back in the cart elsewhere, are held by that order",
+      () => envelope(409, "already_purchased", "Held.", { enrolled_course_ids: [], pending: { "1": "20261125100000123456" } }),
+    ],
+  ])("the breakdown is refused (%s: %s): the lost request is sent again and its order shown", async (_code, _why, refusal) => {
     const backend = fakeBackend()
       .on("GET", "/api/v1/checkout/preview", () => json(200, preview()))
-      .on("GET", "/api/v1/checkout/preview", () => envelope(422, "cart_empty", "Select at least one course in your cart."))
+      .on("GET", "/api/v1/checkout/preview", refusal)
       .on("POST", "/api/v1/orders", lostResponse)
       .on("POST", "/api/v1/orders", () => json(201, order({ pay_amount: "498.00", coupon_discount: "0.00" }), { "Idempotent-Replayed": "true" }));
     const { store } = storeWith(backend);
