@@ -6,32 +6,24 @@
 // new state passes the width, tap-target and axe-core checks, in 简体中文 and in English.
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import en from "../src/locales/en";
-import zhCN from "../src/locales/zh-CN";
 import { qrImageUrl } from "../src/wechatQr";
 import {
   api,
   axeLog,
   base,
   browser,
-  checkPage,
   DESKTOP,
-  isPhone,
+  loggedInBuyer,
   newBuyer,
   pageErrors,
   PHONE,
-  screenshot,
   startBackendAndBrowser,
   stopBackendAndBrowser,
   waitFor,
-  type Viewport,
 } from "./support";
 
 type Attempt = { provider: string; channel: string; status: string };
 type OrderJson = { order_no: string; status: string; pay_amount: string; pay_type: string; payment_attempts: Attempt[] };
-const MESSAGES = { "zh-CN": zhCN, en } as const;
-type Lang = keyof typeof MESSAGES;
-const PASSWORD = "a-long-pass-phrase-42";
 const byTest = (page: Page, id: string) => page.locator(`[data-test="${id}"]`);
 const yuan = (amount: string) => `¥${amount}`;
 
@@ -41,39 +33,6 @@ afterAll(async () => {
   console.log(`axe-core, ${axeLog.length} page checks:\n${summary.join("\n")}`);
   await stopBackendAndBrowser();
 });
-
-/**
- * A buyer of their own with `courseId` in the cart, logged in on a new device of this size and
- * language (the session and language put where the app keeps them, before it loads).
- */
-async function buyer(name: string, viewport: Viewport, lang: Lang, courseId: number) {
-  const username = `${name}_${Date.now() % 1_000_000}`;
-  expect((await api("/auth/register", { method: "POST", body: JSON.stringify({ username, password: PASSWORD }) })).status).toBe(201);
-  const pair = await api<{ access: string; refresh: string; expires_in: number }>("/auth/token", {
-    method: "POST",
-    body: JSON.stringify({ username, password: PASSWORD }),
-  });
-  const token = pair.body.access;
-  expect((await api("/cart/items", { method: "POST", token, body: JSON.stringify({ course_id: courseId }) })).status).toBe(201);
-  const { context, page } = await newBuyer(viewport);
-  const session = { username, access: pair.body.access, refresh: pair.body.refresh, expiresAt: Date.now() + pair.body.expires_in * 1000 };
-  await context.addInitScript(
-    ([stored, locale]) => {
-      if (!localStorage.getItem("shop.session")) localStorage.setItem("shop.session", stored);
-      if (!localStorage.getItem("shop.locale")) localStorage.setItem("shop.locale", locale);
-    },
-    [JSON.stringify(session), lang] as const,
-  );
-  const device = isPhone(viewport) ? "phone" : "desktop";
-  return {
-    context,
-    page,
-    token,
-    m: MESSAGES[lang],
-    check: (label: string) => checkPage(page, viewport, `${label} (${device} ${lang})`),
-    shot: (label: string, docs?: string) => screenshot(page, `${device}-${lang}-${label}`, docs),
-  };
-}
 
 async function orderOf(token: string, orderNo: string): Promise<OrderJson> {
   return (await api<OrderJson>(`/orders/${orderNo}`, { token })).body;
@@ -125,7 +84,7 @@ async function payOnThePhone(codeUrl: string, amount: string) {
 
 describe("on a computer (1280x800)", () => {
   test("WeChat Pay: the QR code with the amount and countdown; paid on the phone, the page turns paid by itself", async () => {
-    const { context, page, token, m, check, shot } = await buyer("wx_native", DESKTOP, "zh-CN", 2);
+    const { context, page, token, m, check, shot } = await loggedInBuyer("wx_native", DESKTOP, "zh-CN", [2]);
     const scripts: string[] = [];
     page.on("request", (request) => request.resourceType() === "script" && scripts.push(new URL(request.url()).pathname));
     const qrLibrary = () => scripts.filter((path) => /^\/assets\/qrcode-[\w-]+\.js$/.test(path));
@@ -173,7 +132,7 @@ describe("on a computer (1280x800)", () => {
   });
 
   test("a pending order switches from WeChat Pay's QR code to Alipay's cashier and is paid there", async () => {
-    const { context, page, token, m, check, shot } = await buyer("switch_desk", DESKTOP, "en", 4);
+    const { context, page, token, m, check, shot } = await loggedInBuyer("switch_desk", DESKTOP, "en", [4]);
     await placeOrder(page, "wechat", check);
     await page.waitForURL(/\/orders\/\d+\?pay=wechat$/);
     const orderNo = new URL(page.url()).pathname.split("/").pop()!;
@@ -208,7 +167,7 @@ describe("on a computer (1280x800)", () => {
 
 describe("on a phone (390x844)", () => {
   test("WeChat Pay H5: the order goes to WeChat Pay's page, is paid, and comes back paid", async () => {
-    const { context, page, token, m, check, shot } = await buyer("wx_h5", PHONE, "en", 3);
+    const { context, page, token, m, check, shot } = await loggedInBuyer("wx_h5", PHONE, "en", [3]);
     await page.goto(`${base}/checkout`);
     await byTest(page, "pay-amount").waitFor();
     await byTest(page, "pay-wechat").click();
@@ -232,7 +191,7 @@ describe("on a phone (390x844)", () => {
   });
 
   test("Alipay wap, Back to the order, switch to WeChat Pay H5, paid", async () => {
-    const { context, page, token, m, check, shot } = await buyer("switch_phone", PHONE, "zh-CN", 5);
+    const { context, page, token, m, check, shot } = await loggedInBuyer("switch_phone", PHONE, "zh-CN", [5]);
     await placeOrder(page, "alipay", check);
     await page.waitForURL(/\/dev\/alipay\//);
     expect(page.url()).toContain("method=alipay.trade.wap.pay");

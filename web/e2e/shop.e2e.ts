@@ -21,6 +21,7 @@ import {
   checkPage,
   DESKTOP,
   isPhone,
+  loggedInBuyer,
   newBuyer,
   PAYMENT_TIMEOUT_SECONDS,
   pageErrors,
@@ -390,6 +391,72 @@ describe("an unpaid order is never lost (phone, 简体中文)", () => {
     await byTest(page, "login-submit").click();
     await page.waitForURL(`${base}/orders`);
     await byTest(page, `order-${heldOrderNo}`).waitFor();
+  });
+});
+
+describe.each([
+  { name: "phone 390x844, 简体中文", viewport: PHONE, lang: "zh-CN" as Lang },
+  { name: "desktop 1280x800, English", viewport: DESKTOP, lang: "en" as Lang },
+])("a lost order response, then a changed choice: $name", ({ viewport, lang }) => {
+  test("shows the order that exists, with its real amounts, and places no second one", async () => {
+    const device = isPhone(viewport) ? "phone" : "desktop";
+    const { context, page, token, m, check, shot } = await loggedInBuyer(`lost_${device}_${lang === "en" ? "en" : "zh"}`, viewport, lang, [1, 3]);
+    const claimable = await api<{ items: { id: number; name: string }[] }>("/coupons?page_size=100", { token });
+    for (const name of ["满100减20", "8折"]) {
+      const coupon = claimable.body.items.find((c) => c.name === name)!;
+      expect((await api(`/coupons/${coupon.id}/claim`, { method: "POST", token })).status).toBe(201);
+    }
+    await page.goto(`${base}/checkout`);
+    await byTest(page, "pay-amount").filter({ hasText: "¥358.00" }).waitFor();
+    await page.locator(".coupon--choice", { hasText: "满100减20" }).click();
+    await byTest(page, "pay-amount").filter({ hasText: "¥338.00" }).waitFor();
+
+    const placed: Request[] = [];
+    const priced: { status: number; code: string }[] = [];
+    page.on("request", (request) => {
+      if (request.method() === "POST" && new URL(request.url()).pathname === "/api/v1/orders") placed.push(request);
+    });
+    page.on("response", async (response) => {
+      if (new URL(response.url()).pathname !== "/api/v1/checkout/preview") return;
+      const body = await response.json().catch(() => ({}));
+      priced.push({ status: response.status(), code: body.code ?? "" });
+    });
+    // The answer is lost on the way back: the server made the order (and emptied the cart).
+    let lost = false;
+    await page.route("**/api/v1/orders", async (route) => {
+      if (route.request().method() !== "POST" || lost) return route.fallback();
+      lost = true;
+      await route.fetch();
+      await route.abort("connectionreset");
+    });
+    await byTest(page, "submit-order").click();
+    await byTest(page, "submit-error").filter({ hasText: m.checkout.safeToRetry }).waitFor();
+    const made = await api<{ count: number; items: OrderJson[] }>("/orders", { token });
+    expect(made.body.count).toBe(1);
+    expect(made.body.items[0]).toMatchObject({ status: "pending", pay_amount: "338.00", coupon_discount: "20.00" });
+    const orderNo = made.body.items[0].order_no;
+
+    // The buyer changes the coupon: the server prices nothing (the order took the cart), and the
+    // page finds the order the lost answer hid, instead of a failure.
+    priced.length = 0;
+    await page.locator(".coupon--choice", { hasText: "8折" }).click();
+    await page.waitForURL(new RegExp(`/orders/${orderNo}\\?placed=before$`));
+    expect(priced).toEqual([{ status: 422, code: "cart_empty" }]);
+    await byTest(page, "placed-before").getByText(m.order.placedBefore).waitFor();
+    expect(await byTest(page, "order-amount").textContent()).toBe("¥338.00");
+    await byTest(page, "order-pay").waitFor();
+    await check("order, found after a lost answer and a changed choice");
+    await shot("order-placed-before");
+
+    // Found by sending the lost request again: same key, same body, answered as a replay.
+    expect(placed).toHaveLength(2);
+    expect(placed[1].headers()["idempotency-key"]).toBe(placed[0].headers()["idempotency-key"]);
+    expect(placed[1].postDataJSON()).toEqual(placed[0].postDataJSON());
+    expect((await placed[1].response())?.headers()["idempotent-replayed"]).toBe("true");
+    const after = await api<{ count: number; items: OrderJson[] }>("/orders", { token });
+    expect(after.body.count).toBe(1);
+    expect(after.body.items[0]).toMatchObject({ order_no: orderNo, pay_amount: "338.00", coupon_discount: "20.00" });
+    await context.close();
   });
 });
 

@@ -12,6 +12,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { expect } from "vitest";
+import en from "../src/locales/en";
+import zhCN from "../src/locales/zh-CN";
 
 export const WEB = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const REPO = resolve(WEB, "..");
@@ -30,6 +32,9 @@ export const PHONE = { width: 390, height: 844 };
 export const DESKTOP = { width: 1280, height: 800 };
 export type Viewport = typeof PHONE;
 export const isPhone = (viewport: Viewport) => viewport.width < 600;
+export const MESSAGES = { "zh-CN": zhCN, en } as const;
+export type Lang = keyof typeof MESSAGES;
+export const PASSWORD = "a-long-pass-phrase-42";
 
 let server: ChildProcess | undefined;
 let varDir = "";
@@ -120,6 +125,9 @@ export async function startBackendAndBrowser(suite: string) {
     SECRET_KEY: "e2e-only-secret-key-" + "x".repeat(40),
     ALIPAY_DEV_GATEWAY: "1",
     WECHATPAY_DEV_GATEWAY: "1",
+    // As `make run`: a buyer's refund inside the window is approved at once and sent through the
+    // dev gateway by the in-process worker.
+    REFUND_AUTO_APPROVE: "1",
   });
   const log = createWriteStream(join(results, "server.log"));
   // As `make run` does: core.embedded_database starts the database, runs the rest, stops it after.
@@ -162,14 +170,50 @@ export async function newBuyer(viewport: Viewport): Promise<{ context: BrowserCo
   return { context, page };
 }
 
+/**
+ * A buyer of their own with `courseIds` in the cart, logged in on a new device of this size and
+ * language (the session and language put where the app keeps them, before it loads).
+ */
+export async function loggedInBuyer(name: string, viewport: Viewport, lang: Lang, courseIds: number[]) {
+  const username = `${name}_${Date.now() % 1_000_000}`;
+  expect((await api("/auth/register", { method: "POST", body: JSON.stringify({ username, password: PASSWORD }) })).status).toBe(201);
+  const pair = await api<{ access: string; refresh: string; expires_in: number }>("/auth/token", {
+    method: "POST",
+    body: JSON.stringify({ username, password: PASSWORD }),
+  });
+  const token = pair.body.access;
+  for (const courseId of courseIds) {
+    expect((await api("/cart/items", { method: "POST", token, body: JSON.stringify({ course_id: courseId }) })).status).toBe(201);
+  }
+  const { context, page } = await newBuyer(viewport);
+  const session = { username, access: pair.body.access, refresh: pair.body.refresh, expiresAt: Date.now() + pair.body.expires_in * 1000 };
+  await context.addInitScript(
+    ([stored, locale]) => {
+      if (!localStorage.getItem("shop.session")) localStorage.setItem("shop.session", stored);
+      if (!localStorage.getItem("shop.locale")) localStorage.setItem("shop.locale", locale);
+    },
+    [JSON.stringify(session), lang] as const,
+  );
+  const device = isPhone(viewport) ? "phone" : "desktop";
+  return {
+    context,
+    page,
+    token,
+    username,
+    m: MESSAGES[lang],
+    check: (label: string) => checkPage(page, viewport, `${label} (${device} ${lang})`),
+    shot: (label: string, docs?: string) => screenshot(page, `${device}-${lang}-${label}`, docs),
+  };
+}
+
 /** Controls smaller than 44 x 44 px, as "tag.class "text" w x h" (visible ones only). */
 function smallTapTargets(): string[] {
   const selector =
-    "a[href], button, [role=button], [role=tab], input:not([type=hidden]), select, textarea, label.el-checkbox, .el-input__wrapper, .el-input-number__decrease, .el-input-number__increase";
+    "a[href], button, [role=button], [role=tab], input:not([type=hidden]), select, textarea, label.el-checkbox, label.refund-choice, .el-input__wrapper, .el-input-number__decrease, .el-input-number__increase";
   const small: string[] = [];
   for (const element of document.querySelectorAll<HTMLElement>(selector)) {
     // An input inside its own label or Element Plus wrapper: the label / wrapper is what is tapped.
-    if (element.matches("input") && element.closest("label.el-checkbox, label.coupon, label.pay-method, .el-input__wrapper")) continue;
+    if (element.matches("input") && element.closest("label.el-checkbox, label.coupon, label.pay-method, label.refund-choice, .el-input__wrapper")) continue;
     if (element.matches(".skip-link") && document.activeElement !== element) continue;
     const box = element.getBoundingClientRect();
     if (box.width === 0 || box.height === 0 || getComputedStyle(element).visibility === "hidden") continue;

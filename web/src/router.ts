@@ -50,6 +50,12 @@ export function createAppRouter(shop: Shop, history: RouterHistory = createWebHi
         props: true,
         meta: { auth: true, titleKey: "titles.order" },
       },
+      {
+        path: "/me/courses",
+        name: "my-courses",
+        component: () => import("@/views/MyCoursesView.vue"),
+        meta: { auth: true, titleKey: "titles.myCourses" },
+      },
       { path: "/coupons", name: "coupons", component: () => import("@/views/CouponsView.vue"), meta: { auth: true, titleKey: "titles.coupons" } },
       { path: "/:pathMatch(.*)*", name: "not-found", component: () => import("@/views/NotFoundView.vue"), meta: { titleKey: "titles.notFound" } },
     ],

@@ -3,6 +3,7 @@
 // The server's own (English) message is shown only for a code this app does not know yet, and
 // only in English.
 import { ApiError, NETWORK_ERROR } from "@/api/client";
+import { formatDateTime } from "@/format";
 import { i18n, locale } from "@/i18n";
 
 /** A lazily loaded page (or its CSS) could not be fetched: offline, or a deploy replaced it. */
@@ -31,6 +32,10 @@ export function errorText(error: unknown): string {
     if (error.code === "points_exceed_limit") {
       const max = numberDetail(error, "max_points");
       return max === null ? t("errors.points_exceed_limit_plain") : t("errors.points_exceed_limit", { max });
+    }
+    if (error.code === "refund_window_closed") {
+      const until = (error.details as { refundable_until?: unknown } | null)?.refundable_until;
+      if (typeof until === "string" && !Number.isNaN(Date.parse(until))) return t("errors.refund_window_closed_at", { time: formatDateTime(until) });
     }
     if (error.code === "username_taken") return t("errors.username_taken_plain");
     if (error.code === "validation_error" && isPasswordPolicy(error)) return t("errors.password_policy");

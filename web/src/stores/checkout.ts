@@ -11,12 +11,21 @@
 // whatever is chosen when the order exists. Once a submit may have reached the server (a lost
 // answer), later submits with the same key send the pay_type it sent, so switching method then
 // replays the same order instead of being refused as a different body (idempotency_key_reused).
+//
+// A lost answer may hide an order that exists: the server placed it (and emptied the cart) but the
+// page never heard. When the buyer then changes the coupon or points, the breakdown is refused
+// (`cart_empty`, or `already_purchased` naming the order that holds the courses), and a submit of
+// the new choice with the same key is refused as `idempotency_key_reused` (naming the order). Either
+// way the store recovers that order (the lost request sent again, or the order named) and marks it
+// `placedBefore`: the page shows it with its real amounts instead of a failure, and never places a
+// second one.
 import { computed, reactive } from "vue";
 import { ApiError, call, CLIENT_ERROR, NETWORK_ERROR, type ApiClient, type Schemas } from "@/api/client";
 import type { Provider } from "@/stores/payment";
 
 export type Preview = Schemas["CheckoutPreviewOut"];
 export type Order = Schemas["OrderOut"];
+type PlaceOrderBody = Schemas["PlaceOrderIn"];
 export interface Choice {
   couponId: number | null;
   points: number;
@@ -50,8 +59,10 @@ export function createCheckoutStore(api: ApiClient, newKey: () => string = () =>
     order: null as Order | null,
     idempotencyKey: newKey(),
     payType: "alipay" as Provider,
-    /** the pay_type a submit that may have reached the server sent with this key */
-    sentPayType: null as Provider | null,
+    /** what a submit that may have reached the server sent with this key (its answer was lost) */
+    sent: null as PlaceOrderBody | null,
+    /** `order` was placed by that earlier submit, with the choices it sent, not the ones on screen */
+    placedBefore: false,
   });
   let previewRun = 0;
   let placing: Promise<Order> | null = null;
@@ -98,6 +109,7 @@ export function createCheckoutStore(api: ApiClient, newKey: () => string = () =>
           const apiError = asApiError(error);
           if (attempt < 3 && adjustAfter(apiError)) continue;
           state.error = apiError;
+          if (mayHideLostOrder(apiError)) await recoverLostOrder();
           return;
         }
       }
@@ -128,36 +140,71 @@ export function createCheckoutStore(api: ApiClient, newKey: () => string = () =>
       state.applied?.points === state.wanted.points,
   );
 
+  /** The cart was emptied or its courses held since a submit whose answer was lost: by that order? */
+  const mayHideLostOrder = (error: ApiError) =>
+    !!state.sent && !state.order && (error.code === "cart_empty" || error.code === "already_purchased");
+
+  /** Sends the lost request again (same key, same body): the server answers with the order it made. */
+  async function recoverLostOrder(): Promise<void> {
+    if (placing || !state.sent) return;
+    const lastSubmitError = state.submitError;
+    try {
+      await place(state.sent);
+      state.placedBefore = true;
+    } catch {
+      // Not placed after all (the cart was emptied elsewhere): the breakdown's refusal stands.
+      state.submitError = lastSubmitError;
+    }
+  }
+
+  /** The order a refused changed-choice submit names (idempotency_key_reused): the lost submit's. */
+  async function orderNamedBy(error: ApiError): Promise<Order | null> {
+    const orderNo = (error.details as { order_no?: unknown } | null)?.order_no;
+    if (error.code !== "idempotency_key_reused" || typeof orderNo !== "string") return null;
+    try {
+      return await call(api.GET("/api/v1/orders/{order_no}", { params: { path: { order_no: orderNo } } }));
+    } catch {
+      return null;
+    }
+  }
+
   /** A failed submit the user may simply retry (the same key makes it safe). */
   const retryable = (error: ApiError | null) => !!error && (error.code === NETWORK_ERROR || error.status >= 500);
 
-  /** Places the order as priced on screen. Concurrent calls share one request; every call sends the same key. */
-  function submit(): Promise<Order> {
+  /** POST /orders with this visit's key. Concurrent calls share one request. */
+  function place(body: PlaceOrderBody): Promise<Order> {
     if (state.order) return Promise.resolve(state.order);
     placing ??= (async () => {
       state.submitting = true;
       state.submitError = null;
-      const choice = state.applied ?? state.wanted;
-      const payType = state.sentPayType ?? state.payType;
       try {
-        const order = await call(
-          api.POST("/api/v1/orders", {
-            params: { header: { "Idempotency-Key": state.idempotencyKey } },
-            body: { pay_type: payType, user_coupon_id: choice.couponId, points: choice.points },
-          }),
-        );
+        const order = await call(api.POST("/api/v1/orders", { params: { header: { "Idempotency-Key": state.idempotencyKey } }, body }));
         state.order = order;
         return order;
       } catch (error) {
-        state.submitError = asApiError(error);
-        if (retryable(state.submitError) || state.submitError.code === "idempotency_key_in_use") state.sentPayType = payType;
-        throw state.submitError;
+        const apiError = asApiError(error);
+        const earlier = await orderNamedBy(apiError);
+        if (earlier) {
+          state.order = earlier;
+          state.placedBefore = true;
+          return earlier;
+        }
+        state.submitError = apiError;
+        if (retryable(apiError) || apiError.code === "idempotency_key_in_use") state.sent ??= body;
+        throw apiError;
       } finally {
         state.submitting = false;
         placing = null;
       }
     })();
     return placing;
+  }
+
+  /** Places the order as priced on screen; every call sends the same key. */
+  function submit(): Promise<Order> {
+    const choice = state.applied ?? state.wanted;
+    // After a lost answer, the pay_type that request sent: switching method alone then replays it.
+    return place({ pay_type: state.sent?.pay_type ?? state.payType, user_coupon_id: choice.couponId, points: choice.points });
   }
 
   return { state, settled, refresh, selectCoupon, setPoints, submit, retryable };

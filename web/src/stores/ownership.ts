@@ -1,8 +1,8 @@
-// Which courses the buyer owns, as far as the API has said so. Enrolments are not exposed yet
-// (no `owned` field on courses, no GET /me/courses), so today the only source is an
-// `already_purchased` refusal: adding a course to the cart names it, and the checkout's details
-// list `enrolled_course_ids`. When the API grows a field, feed it in `fromCourse` and nothing else
-// changes: the pages ask `owns(id)`.
+// Which courses the buyer owns, as the API has said: `owned` on GET /courses and /courses/{id}
+// (sent with the buyer's token), the enrolments GET /me/courses lists, and an `already_purchased`
+// refusal (adding a course to the cart names it, and the checkout's details list
+// `enrolled_course_ids`). The latest answer wins: a course refunded since it was marked comes back
+// `owned: false` and is offered again. The pages ask `owns(id)`.
 import { reactive } from "vue";
 import type { Schemas } from "@/api/client";
 
@@ -13,11 +13,10 @@ export function createOwnership() {
     mark(courseIds: Iterable<number>) {
       for (const id of courseIds) owned.add(id);
     },
-    /** The seam for a future `owned` field on a course (GET /courses, /courses/{id}). */
-    fromCourse(course: Schemas["CourseOut"]) {
-      const flag = (course as { owned?: unknown }).owned;
-      if (flag === true) owned.add(course.id);
-      else if (flag === false) owned.delete(course.id);
+    /** A course as GET /courses and /courses/{id} answer it, with the caller's `owned`. */
+    fromCourse(course: Pick<Schemas["CatalogCourseOut"], "id" | "owned">) {
+      if (course.owned) owned.add(course.id);
+      else owned.delete(course.id);
     },
     clear: () => owned.clear(),
   };

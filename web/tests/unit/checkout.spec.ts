@@ -255,3 +255,96 @@ describe("checkout: no control shows a choice the total ignores", () => {
     expect(shop.ownership.owns(2)).toBe(true);
   });
 });
+
+describe("checkout: a lost answer that did place the order, then a changed choice", () => {
+  test.each([
+    ["cart_empty", "the order took the cart", () => envelope(422, "cart_empty", "Select at least one course in your cart.")],
+    [
+      "already_purchased",
+      "the courses, put back in the cart elsewhere, are held by that order",
+      () => envelope(409, "already_purchased", "Held.", { enrolled_course_ids: [], pending: { "1": "20261125100000123456" } }),
+    ],
+  ])("the breakdown is refused (%s: %s): the lost request is sent again and its order shown", async (_code, _why, refusal) => {
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview()))
+      .on("GET", "/api/v1/checkout/preview", refusal)
+      .on("POST", "/api/v1/orders", lostResponse)
+      .on("POST", "/api/v1/orders", () => json(201, order({ pay_amount: "498.00", coupon_discount: "0.00" }), { "Idempotent-Replayed": "true" }));
+    const { store } = storeWith(backend);
+    await store.refresh();
+    await expect(store.submit()).rejects.toMatchObject({ code: "network_error" });
+
+    await store.selectCoupon(7);
+    const posts = backend.calls("POST", "/api/v1/orders");
+    expect(posts).toHaveLength(2);
+    // The same request as the lost one: same key, same body, not the new coupon.
+    expect(posts[1].headers.get("Idempotency-Key")).toBe("key-1");
+    expect(posts[1].body).toEqual(posts[0].body);
+    expect(posts[1].body).toEqual({ pay_type: "alipay", user_coupon_id: null, points: 0 });
+    expect(store.state.order?.pay_amount).toBe("498.00");
+    expect(store.state.placedBefore).toBe(true);
+  });
+
+  test("the changed choice submitted with the same key is refused as reused: the order it names is shown", async () => {
+    const backend = fakeBackend()
+      .on("POST", "/api/v1/orders", lostResponse)
+      .on("POST", "/api/v1/orders", () =>
+        envelope(422, "idempotency_key_reused", "This Idempotency-Key was used for a different request.", { order_no: "20261125100000123456" }),
+      )
+      .on("GET", "/api/v1/orders/20261125100000123456", () => json(200, order()));
+    const { store } = storeWith(backend);
+    await expect(store.submit()).rejects.toMatchObject({ code: "network_error" });
+    store.state.wanted.points = 500;
+    const shown = await store.submit();
+    expect(shown.order_no).toBe("20261125100000123456");
+    expect(store.state.placedBefore).toBe(true);
+    expect(store.state.submitError).toBeNull();
+    expect(backend.calls("POST", "/api/v1/orders").map((r) => r.headers.get("Idempotency-Key"))).toEqual(["key-1", "key-1"]);
+  });
+
+  test("no lost answer: an emptied cart is only an emptied cart", async () => {
+    const backend = fakeBackend().on("GET", "/api/v1/checkout/preview", () => envelope(422, "cart_empty", "Select at least one course in your cart."));
+    const { store } = storeWith(backend);
+    await store.refresh();
+    expect(backend.calls("POST", "/api/v1/orders")).toHaveLength(0);
+    expect(store.state.order).toBeNull();
+    expect(store.state.error?.code).toBe("cart_empty");
+  });
+
+  test("the lost request had not gone through: its refusal stands and nothing is shown as placed", async () => {
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview()))
+      .on("GET", "/api/v1/checkout/preview", () => envelope(422, "cart_empty", "Select at least one course in your cart."))
+      .on("POST", "/api/v1/orders", lostResponse)
+      .on("POST", "/api/v1/orders", () => envelope(422, "cart_empty", "Select at least one course in your cart."));
+    const { store } = storeWith(backend);
+    await store.refresh();
+    await expect(store.submit()).rejects.toMatchObject({ code: "network_error" });
+    await store.selectCoupon(7);
+    expect(backend.calls("POST", "/api/v1/orders")).toHaveLength(2);
+    expect(store.state.order).toBeNull();
+    expect(store.state.placedBefore).toBe(false);
+    expect(store.state.error?.code).toBe("cart_empty");
+    expect(store.state.submitError?.code).toBe("network_error");
+  });
+
+  test("the page goes to that order, saying it was placed before, and does not pay from here", async () => {
+    const navigate = vi.fn();
+    const backend = fakeBackend()
+      .on("GET", "/api/v1/checkout/preview", () => json(200, preview()))
+      .on("GET", "/api/v1/checkout/preview", () => envelope(422, "cart_empty", "Select at least one course in your cart."))
+      .on("GET", "/api/v1/cart", () => json(200, cart([], "0.00")))
+      .on("GET", "/api/v1/orders", () => json(200, { items: [], count: 0 }))
+      .on("POST", "/api/v1/orders", lostResponse)
+      .on("POST", "/api/v1/orders", () => json(201, order(), { "Idempotent-Replayed": "true" }));
+    const { wrapper, router } = await mountPage(CheckoutView, testShop(backend, navigate), "/checkout");
+    await wrapper.get('[data-test="submit-order"]').trigger("click");
+    await settle();
+    expect(wrapper.get('[data-test="submit-error"]').text()).toContain("Submitting again is safe");
+
+    await wrapper.get('[data-test="coupon-7"] input').trigger("click");
+    await vi.waitFor(() => expect(router.currentRoute.value.fullPath).toBe("/orders/20261125100000123456?placed=before"), { timeout: 5000 });
+    expect(navigate).not.toHaveBeenCalled();
+    expect(backend.calls("POST", "/api/v1/orders/20261125100000123456/pay")).toHaveLength(0);
+  });
+});

@@ -70,3 +70,51 @@ export function order(overrides: Partial<Schemas["OrderOut"]> = {}): Schemas["Or
     ...overrides,
   };
 }
+
+export function orderLine(id: number, courseId: number, price: string, overrides: Partial<Schemas["OrderLineOut"]> = {}): Schemas["OrderLineOut"] {
+  return {
+    id,
+    course_id: courseId,
+    name: `Course ${courseId}`,
+    picture_url: `/static/demo/course-${courseId}.svg`,
+    price,
+    refundable_amount: price,
+    refund_status: null,
+    ...overrides,
+  };
+}
+
+/** A paid order of two lines (Course 1 for ¥199.00, Course 2 for ¥299.00), refundable for a week. */
+export function paidOrder(overrides: Partial<Schemas["OrderOut"]> = {}): Schemas["OrderOut"] {
+  const paidAt = new Date(Date.now() - 60_000).toISOString();
+  return order({
+    status: "paid",
+    subtotal: "498.00",
+    coupon_discount: "0.00",
+    points_used: 0,
+    points_discount: "0.00",
+    pay_amount: "498.00",
+    user_coupon_id: null,
+    paid_at: paidAt,
+    refundable_until: new Date(Date.now() + 7 * 86_400_000).toISOString(),
+    lines: [orderLine(11, 1, "199.00"), orderLine(12, 2, "299.00")],
+    payment_attempts: [{ provider: "alipay", channel: "page", status: "paid", amount: "498.00", created_at: paidAt, paid_at: paidAt }],
+    ...overrides,
+  });
+}
+
+export function refund(id: number, lineIds: number[], amount: string, overrides: Partial<Schemas["RefundOut"]> = {}): Schemas["RefundOut"] {
+  return {
+    id,
+    status: "approved",
+    amount,
+    reason: "",
+    provider: "alipay",
+    lines: lineIds.map((lineId) => ({ order_line_id: lineId, course_id: lineId - 10, amount })),
+    rejection_reason: "",
+    created_at: new Date().toISOString(),
+    decided_at: new Date().toISOString(),
+    completed_at: null,
+    ...overrides,
+  };
+}

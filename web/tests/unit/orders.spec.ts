@@ -85,3 +85,13 @@ describe("cancelling", () => {
     await vi.waitFor(() => expect(backend.calls("POST", `/api/v1/orders/${NO}/cancel`)).toHaveLength(1));
   });
 });
+
+describe("an order checkout found already placed", () => {
+  test("says so, with the order's own amounts", async () => {
+    const backend = fakeBackend().on("GET", `/api/v1/orders/${NO}`, () => json(200, order({ expires_at: inTenMinutes() })));
+    const { wrapper } = await mountPage(OrderDetailView, testShop(backend), `/orders/${NO}?placed=before`);
+    expect(wrapper.get('[data-test="placed-before"]').text()).toContain("This order was already placed.");
+    expect(wrapper.get('[data-test="placed-before"]').text()).toContain("your later change was not applied");
+    expect(wrapper.get('[data-test="order-amount"]').text()).toBe("¥378.00");
+  });
+});
