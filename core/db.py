@@ -1,7 +1,10 @@
 """Helpers for the few hot paths that skip the ORM (the JWT user look-up, the checkout
 transaction) and for telling constraint failures apart."""
 
+import functools
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
@@ -28,3 +31,22 @@ def alone_or_in_savepoint() -> AbstractContextManager[object]:
     (no BEGIN / COMMIT round trips); inside a caller's transaction it runs in a savepoint, so its
     failure does not abort the caller's work."""
     return transaction.atomic() if connection.in_atomic_block else nullcontext()
+
+
+def in_one_snapshot(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Runs a read-only view in one REPEATABLE READ snapshot: a read of several queries (an order,
+    then its lines, attempts and refunds) sees the rows as one transaction left them, never an
+    order from before a refund's commit beside the refund from after it. Two round trips more
+    (the SET inside BEGIN ... COMMIT). For `@decorate_view`, so the response is rendered inside.
+    Called inside a transaction already (a test's), it reads in that one."""
+
+    @functools.wraps(view)
+    def in_snapshot(*args: Any, **kwargs: Any) -> Any:
+        if connection.in_atomic_block:
+            return view(*args, **kwargs)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return view(*args, **kwargs)
+
+    return in_snapshot

@@ -8,6 +8,7 @@ from ninja.pagination import paginate
 from core.api_errors import error_statuses
 from core.auth import jwt_auth
 from core.client_ip import client_ip
+from core.db import in_one_snapshot
 from core.middleware import limit_body
 from core.responses import trusted_json
 from core.schemas import ErrorOut, Pagination
@@ -98,12 +99,14 @@ def place_order(
 
 
 @orders_router.get("", response=list[OrderOut])
+@decorate_view(in_one_snapshot)
 @paginate(Pagination)
 def list_orders(request: HttpRequest, filters: Query[OrderFilter]):
     return selectors.user_orders(user=request.auth, status=filters.status)
 
 
 @orders_router.get("/{order_no}", response={200: OrderOut, 404: OrderErrorOut})
+@decorate_view(in_one_snapshot)
 def get_order(request: HttpRequest, order_no: OrderNo):
     return selectors.get_user_order(user=request.auth, order_no=order_no)
 
@@ -133,7 +136,7 @@ def pay_order(request: HttpRequest, order_no: OrderNo, payload: PayIn | None = N
 @orders_router.post(
     "/{order_no}/refunds", response={201: RefundOut, 404: OrderErrorOut, 409: OrderErrorOut, 422: OrderErrorOut}
 )
-def request_refund(request: HttpRequest, order_no: str, payload: RefundRequestIn):
+def request_refund(request: HttpRequest, order_no: OrderNo, payload: RefundRequestIn):
     """Asks for the money of some lines of a paid order back, within the refund window."""
     refund = services.request_refund(
         user=request.auth, order_no=order_no, order_line_ids=payload.order_line_ids, reason=payload.reason

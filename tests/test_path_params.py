@@ -25,10 +25,11 @@ HOSTILE_ORDER_NOS = [
 @pytest.mark.parametrize("order_no", HOSTILE_ORDER_NOS)
 @pytest.mark.parametrize(
     ("method", "template"),
-    [("get", "/orders/{}"), ("post", "/orders/{}/cancel"), ("post", "/orders/{}/pay")],
+    [("get", "/orders/{}"), ("post", "/orders/{}/cancel"), ("post", "/orders/{}/pay"), ("post", "/orders/{}/refunds")],
 )
 def test_an_order_number_that_cannot_exist_is_order_not_found(api, method, template, order_no):
-    response = getattr(api, method)(template.format(order_no))
+    body = {"order_line_ids": [1]} if template.endswith("/refunds") else None
+    response = api.request(method.upper(), template.format(order_no), body)
     assert_error(response, 404, "order_not_found")
 
 
