@@ -31,17 +31,6 @@ export function refundableLines(order: Order, now: number): OrderLine[] {
 /** A refund is between approval and its outcome: worth looking at the order again shortly. */
 export const refundsInFlight = (order: Pick<Order, "refunds">) => order.refunds.some((refund) => IN_FLIGHT.includes(refund.status));
 
-/**
- * The order's status is older than its refunds: GET /orders/{order_no} reads the order row, then
- * its lines and refunds, in separate queries, so a refund that succeeds in between shows as
- * succeeded on an order still `paid`. Worth looking again: the next answer agrees.
- */
-export function statusLagsRefunds(order: Pick<Order, "status" | "lines">): boolean {
-  const refunded = order.lines.filter((line) => line.refund_status === "succeeded").length;
-  if (refunded === 0) return false;
-  return order.status !== (refunded === order.lines.length ? "refunded" : "partially_refunded");
-}
-
 /** Whether an enrolment (GET /me/courses) can still be refunded: bought, window open, not held by a refund. */
 export function enrolmentRefundable(
   owned: Pick<Schemas["OwnedCourseOut"], "order_no" | "order_line_id" | "refundable_until" | "refund_status">,

@@ -3,7 +3,7 @@ import { ApiError } from "@/api/client";
 import { setLocale } from "@/i18n";
 import { errorText } from "@/i18n/errors";
 import { createOwnership } from "@/stores/ownership";
-import { enrolmentRefundable, refundableLines, refundsInFlight, refundWindow, statusLagsRefunds } from "@/stores/refunds";
+import { enrolmentRefundable, refundableLines, refundsInFlight, refundWindow } from "@/stores/refunds";
 import MyCoursesView from "@/views/MyCoursesView.vue";
 import OrderDetailView from "@/views/OrderDetailView.vue";
 import { orderLine, paidOrder, refund } from "./fixtures";
@@ -59,18 +59,6 @@ describe("which lines can be refunded", () => {
     expect(refundsInFlight(paidOrder({ refunds: [refund(1, [11], "199.00", { status: "processing" })] }))).toBe(true);
     expect(refundsInFlight(paidOrder({ refunds: [refund(1, [11], "199.00", { status: "requested" })] }))).toBe(false);
     expect(refundsInFlight(paidOrder({ refunds: [refund(1, [11], "199.00", { status: "succeeded" })] }))).toBe(false);
-  });
-
-  test("an order still paid with a refunded line was read before the refund's commit: look again", () => {
-    const lines = (first: "succeeded" | null, second: "succeeded" | null) => [
-      orderLine(11, 1, "199.00", { refund_status: first }),
-      orderLine(12, 2, "299.00", { refund_status: second }),
-    ];
-    expect(statusLagsRefunds(paidOrder({ status: "paid", lines: lines("succeeded", null) }))).toBe(true);
-    expect(statusLagsRefunds(paidOrder({ status: "partially_refunded", lines: lines("succeeded", "succeeded") }))).toBe(true);
-    expect(statusLagsRefunds(paidOrder({ status: "partially_refunded", lines: lines("succeeded", null) }))).toBe(false);
-    expect(statusLagsRefunds(paidOrder({ status: "refunded", lines: lines("succeeded", "succeeded") }))).toBe(false);
-    expect(statusLagsRefunds(paidOrder({ status: "paid", lines: lines(null, null) }))).toBe(false);
   });
 
   test("an enrolment is refundable when bought, inside its window and not held by a refund", () => {
@@ -166,23 +154,6 @@ describe("refunds on the order page", () => {
     await new Promise((r) => setTimeout(r, 2500));
     expect(backend.calls("GET", `/api/v1/orders/${NO}`)).toHaveLength(looks);
   }, 20_000);
-
-  test("an answer read while the refund committed (refund done, order still paid) is looked at again", async () => {
-    const done = refund(5, [12], "299.00", { status: "succeeded", completed_at: new Date().toISOString() });
-    const lines = [orderLine(11, 1, "199.00"), orderLine(12, 2, "299.00", { refund_status: "succeeded" })];
-    const backend = fakeBackend()
-      .on("GET", `/api/v1/orders/${NO}`, () => json(200, paidOrder({ status: "paid", lines, refunds: [done] })))
-      .on("GET", `/api/v1/orders/${NO}`, () => json(200, paidOrder({ status: "partially_refunded", lines, refunds: [done] })));
-    const { wrapper } = await mountPage(OrderDetailView, testShop(backend), `/orders/${NO}`);
-    expect(wrapper.get(".order-status").attributes("data-status")).toBe("paid");
-    await vi.waitFor(
-      async () => {
-        await settle();
-        expect(wrapper.get(".order-status").attributes("data-status")).toBe("partially_refunded");
-      },
-      { timeout: 5000, interval: 200 },
-    );
-  });
 
   test("a refusal is told and the order loaded again", async () => {
     const backend = fakeBackend()
