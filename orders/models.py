@@ -141,6 +141,10 @@ class PaymentAttempt(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
+    # WeChat Pay Native's QR code link and when WeChat Pay gave it: asked for again it gives the
+    # same link for the same trade, so it is kept and shown again (orders/services/payment.py).
+    code_url = models.CharField(max_length=512, blank=True)
+    code_url_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

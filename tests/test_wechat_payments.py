@@ -3,14 +3,17 @@ API, the WeChat Pay and Alipay dev gateways on live_server (signing and encrypti
 own keys exactly as the providers do), notifies delivered to our endpoints."""
 
 import time
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from billing.dev_gateway.notify import signed_notify_params
 from billing.models import DevGatewayTrade, PaymentNotification, PointsEntry, WechatPayDevTrade
+from billing.wechatpay.configured import get_wechatpay_client
 from billing.wechatpay.keys import load_private_key
 from billing.wechatpay_dev_gateway.notify import signed_notify, wait_for_deliveries
 from core.models import Enrollment
@@ -92,7 +95,16 @@ def assert_paid_once(user, order_no: str) -> Order:
     return order
 
 
-def test_native_qr_code_paid_by_the_phone_pays_the_order(gateways, settings):
+def test_native_qr_code_paid_by_the_phone_pays_the_order(gateways, settings, monkeypatch):
+    client = get_wechatpay_client()
+    asked: list[str] = []
+
+    def create_native_order(**trade):  # WeChat Pay is asked, and the question counted
+        asked.append(trade["out_trade_no"])
+        return create(**trade)
+
+    create = client.create_native_order
+    monkeypatch.setattr(client, "create_native_order", create_native_order)
     user = UserFactory()
     order_no = order_with_holds(user)
     started = pay(user, order_no, "wechat", "native")
@@ -103,9 +115,17 @@ def test_native_qr_code_paid_by_the_phone_pays_the_order(gateways, settings):
         None,
     )
     assert started["code_url"].startswith(gateways.url + "/dev/wechatpay/scanned/")
-    # Asking again reuses the attempt and its trade.
+    # Asking again reuses the attempt, its trade and the link WeChat Pay gave it, without asking
+    # WeChat Pay again; a link near the end of its 2 hours is asked for anew.
     assert pay(user, order_no, "wechat", "native")["code_url"] == started["code_url"]
     out_trade_no = f"{order_no}_1"
+    assert asked == [out_trade_no]
+    PaymentAttempt.objects.filter(out_trade_no=out_trade_no).update(
+        code_url_at=timezone.now() - timedelta(hours=1, minutes=51)
+    )
+    assert pay(user, order_no, "wechat", "native")["code_url"] == started["code_url"]
+    assert asked == [out_trade_no, out_trade_no]
+    assert timezone.now() - PaymentAttempt.objects.get(out_trade_no=out_trade_no).code_url_at < timedelta(minutes=1)
     assert attempts_of(order_no) == [(out_trade_no, "wechat", "native", "open", "")]
     trade = WechatPayDevTrade.objects.get(out_trade_no=out_trade_no)
     assert (trade.total, trade.trade_type) == (7700, "NATIVE")

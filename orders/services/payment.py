@@ -9,6 +9,7 @@ attempt, a payment on another, an expiry and a user's cancel are serialised by t
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
@@ -30,6 +31,8 @@ Verdict = PaymentNotification.Verdict
 Attempt = PaymentAttempt
 # Alipay forbids these in `subject`; WeChat's `description` takes them, but one cleaning serves both.
 SUBJECT_FORBIDDEN = re.compile(r"[/=&]")
+# WeChat Pay Native's code_url is valid for 2 hours; kept for a little less.
+CODE_URL_KEPT_FOR = timedelta(hours=1, minutes=50)
 DEFAULT_CHANNEL = {Attempt.Provider.ALIPAY: Attempt.Channel.PAGE, Attempt.Provider.WECHAT: Attempt.Channel.NATIVE}
 
 
@@ -56,6 +59,8 @@ def request_payment(
                 details={"status": order.status, "expires_at": order.expires_at.isoformat()},
             )
         attempt = _open_attempt(order=order, provider=provider, channel=channel)
+    if kept := kept_code_url(attempt):
+        return PaymentStart(provider=provider, channel=channel, code_url=kept)
     start = StartRequest(
         attempt=attempt,
         subject=order_subject(order),
@@ -65,7 +70,7 @@ def request_payment(
         quit_url=frontend_order_url(order.order_no, outcome="left"),
     )
     try:
-        return provider_for(provider).start(start)
+        started = provider_for(provider).start(start)
     except ProviderError as exc:
         logger.warning("starting %s failed: %s", attempt.out_trade_no, exc)
         raise DomainError(
@@ -73,6 +78,17 @@ def request_payment(
             "The payment provider did not answer; try again in a moment.",
             details={"provider": provider},
         ) from exc
+    if started.code_url:
+        PaymentAttempt.objects.filter(pk=attempt.pk).update(code_url=started.code_url, code_url_at=timezone.now())
+    return started
+
+
+def kept_code_url(attempt: PaymentAttempt) -> str | None:
+    """The QR code link WeChat Pay gave this attempt, while it is still good: showing it again
+    saves a call to WeChat Pay each time the buyer comes back to the order."""
+    if not attempt.code_url or attempt.code_url_at is None:
+        return None
+    return attempt.code_url if timezone.now() - attempt.code_url_at < CODE_URL_KEPT_FOR else None
 
 
 def check_payable_with(*, provider: str, channel: str | None = None) -> None:
