@@ -176,6 +176,8 @@ class DevGatewayTrade(models.Model):
     refunded_amount = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"))
     # Every out_request_no already refunded: Alipay refunds each at most once.
     refund_request_nos = models.JSONField(default=list, blank=True)
+    # What each refund request refunded ("R1": "10.00"), for alipay.trade.fastpay.refund.query.
+    refund_amounts = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
 

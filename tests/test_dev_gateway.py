@@ -362,6 +362,18 @@ def test_refund_is_idempotent_by_request_no_and_never_exceeds_the_total(alipay, 
     assert alipay.query_trade(out_trade_no=no).trade_status == "TRADE_CLOSED"
 
 
+def test_a_refund_query_finds_the_refunds_made_and_no_other(alipay, live_server):
+    no = "20260101000000000031"
+    open_and_pay(alipay, live_server, no)
+    alipay.refund_trade(out_trade_no=no, refund_amount=Decimal("50.00"), out_request_no="R1")
+
+    found = alipay.query_refund(out_trade_no=no, out_request_no="R1")
+    assert (found.out_request_no, found.refund_amount, found.refunded) == ("R1", Decimal("50.00"), True)
+    # A refund never made, or on a trade Alipay never had, is not found: it may be sent again.
+    assert alipay.query_refund(out_trade_no=no, out_request_no="R2") is None
+    assert alipay.query_refund(out_trade_no="20260101000000000099", out_request_no="R1") is None
+
+
 def test_calls_put_common_parameters_in_the_query_and_a_non_ascii_body_verifies(alipay, live_server, monkeypatch):
     open_and_pay(alipay, live_server, "20260101000000000032")
     sent: list[tuple[str, bytes, dict]] = []

@@ -4,10 +4,12 @@ and WeChat Pay dev gateways on live_server (their records play the providers' bo
 Every test ends with the points ledger consistent and the refund invariants holding."""
 
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.test import Client
 
+from billing.alipay.client import get_alipay_client
 from billing.dev_gateway import trades as alipay_trades
 from billing.models import DevGatewayTrade, PaymentNotification, PointsAccount, WechatPayDevRefund, WechatPayDevTrade
 from billing.wechatpay_dev_gateway import trades as wechat_trades
@@ -232,3 +234,26 @@ def test_a_retried_actor_never_sends_a_second_refund_request_id(gateways, worker
     assert provider_refunds(order) == [(refund.request_no, None), ("total", order.pay_amount)]
     assert Order.objects.get(pk=order.pk).status == "refunded"
     assert not Enrollment.objects.filter(user=user).exists()
+
+
+def test_an_alipay_answer_that_moved_no_money_counts_only_when_the_refund_query_finds_the_refund(gateways, monkeypatch):
+    """Alipay's `fund_change: N` means no money moved with that answer: a repeat of a refund it
+    made (its refund query finds it), or not (the query finds nothing: not refunded yet)."""
+    order = paid_order(gateways, UserFactory(), "alipay")
+    attempt = order.payment_attempts.get(status="paid")
+    alipay = providers.PROVIDERS["alipay"]
+    send = partial(alipay.refund, out_trade_no=attempt.out_trade_no, amount=Decimal("10.00"), total=attempt.amount)
+
+    assert send(refund_request_no="R-made").state == "succeeded"
+    assert send(refund_request_no="R-made").state == "succeeded"  # fund_change N, found by the query
+    assert alipay.refund_state(out_trade_no=attempt.out_trade_no, refund_request_no="R-made").state == "succeeded"
+    assert alipay.refund_state(out_trade_no=attempt.out_trade_no, refund_request_no="R-never") is None
+
+    # Alipay answers N to a request number it has no refund under (here: the wire carries the
+    # number of the refund made above): not a refund of this one.
+    client = get_alipay_client()
+    refund_trade = client.refund_trade
+    monkeypatch.setattr(client, "refund_trade", lambda **sent: refund_trade(**(sent | {"out_request_no": "R-made"})))
+    assert send(refund_request_no="R-other").state == "processing"
+    trade = DevGatewayTrade.objects.get(out_trade_no=attempt.out_trade_no)
+    assert (trade.refunded_amount, trade.refund_amounts) == (Decimal("10.00"), {"R-made": "10.00"})

@@ -51,6 +51,14 @@ class RefundResult:
     fund_change: bool
 
 
+@dataclass(frozen=True)
+class RefundQuery:
+    out_request_no: str
+    refund_amount: Decimal
+    # REFUND_SUCCESS, or no status at all (older answers): Alipay made the refund.
+    refunded: bool
+
+
 class AlipayClient:
     def __init__(
         self,
@@ -203,6 +211,30 @@ class AlipayClient:
         except (KeyError, ValueError) as exc:
             raise AlipayError(f"{method}: incomplete answer: {exc}") from exc
 
+    def query_refund(self, *, out_trade_no: str, out_request_no: str) -> RefundQuery | None:
+        """What Alipay did with a refund request (alipay.trade.fastpay.refund.query). None when it
+        has no such refund: it was not made, and may be sent again with the same out_request_no.
+        An answer of `fund_change: N` to alipay.trade.refund is confirmed this way."""
+        method = "alipay.trade.fastpay.refund.query"
+        answer = self._call(method, {"out_request_no": out_request_no, "out_trade_no": out_trade_no})
+        if _is_trade_not_exist(answer):
+            return None
+        _require_success(method, answer)
+        # Success with no refund data means no such refund.
+        if "refund_amount" not in answer and "out_request_no" not in answer:
+            return None
+        _require_same_trade(method, answer, out_trade_no)
+        if answer.get("out_request_no") != out_request_no:
+            raise AlipayError(f"{method}: the answer is about refund {answer.get('out_request_no')!r}")
+        try:
+            return RefundQuery(
+                out_request_no=out_request_no,
+                refund_amount=parse_amount(answer["refund_amount"]),
+                refunded=answer.get("refund_status", REFUND_SUCCESS) == REFUND_SUCCESS,
+            )
+        except (KeyError, ValueError) as exc:
+            raise AlipayError(f"{method}: incomplete answer: {exc}") from exc
+
     # Notifies and returns ---------------------------------------------------------------------
 
     def verify_notification(self, params: dict[str, Any]) -> bool:
@@ -265,6 +297,9 @@ class AlipayClient:
             raise AlipayError(f"{method}: the answer is not UTF-8") from exc
         expected_sn = self.cert_sns.alipay_cert_sn if self.cert_sns else ""
         return verify_response(body, method, self.alipay_public_key, alipay_cert_sn=expected_sn)
+
+
+REFUND_SUCCESS = "REFUND_SUCCESS"
 
 
 def _is_trade_not_exist(answer: dict[str, Any]) -> bool:

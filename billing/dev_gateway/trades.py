@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from billing.alipay.formats import BEIJING
+from billing.alipay.formats import BEIJING, format_amount
 from billing.models import DevGatewayTrade
 
 Status = DevGatewayTrade.Status
@@ -130,10 +130,11 @@ def refund_trade(*, out_trade_no: str, refund_amount: Decimal, out_request_no: s
             raise GatewayRefusal("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限 (more than what is left to refund)")
         trade.refunded_amount += refund_amount
         trade.refund_request_nos = [*trade.refund_request_nos, out_request_no]
+        trade.refund_amounts = {**trade.refund_amounts, out_request_no: format_amount(refund_amount)}
         # As at Alipay, a trade refunded in full is closed.
         if trade.refunded_amount == trade.total_amount:
             trade.status = Status.TRADE_CLOSED
-        trade.save(update_fields=["refunded_amount", "refund_request_nos", "status"])
+        trade.save(update_fields=["refunded_amount", "refund_request_nos", "refund_amounts", "status"])
         return trade, True
 
 

@@ -182,10 +182,30 @@ def _answer_refund(biz: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def _answer_refund_query(biz: dict[str, Any]) -> dict[str, Any]:
+    out_request_no = biz.get("out_request_no")
+    if not isinstance(out_request_no, str) or not out_request_no:
+        raise _invalid_parameter("out_request_no is required")
+    trade = trades.query_trade(out_trade_no=_out_trade_no(biz))
+    answer = _success(trade)
+    if out_request_no in trade.refund_amounts:
+        # A refund it made; one it has no record of answers with no refund data, as Alipay does.
+        answer.update(
+            {
+                "out_request_no": out_request_no,
+                "refund_amount": trade.refund_amounts[out_request_no],
+                "total_amount": format_amount(trade.total_amount),
+                "refund_status": "REFUND_SUCCESS",
+            }
+        )
+    return answer
+
+
 API_METHODS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "alipay.trade.query": _answer_query,
     "alipay.trade.close": _answer_close,
     "alipay.trade.refund": _answer_refund,
+    "alipay.trade.fastpay.refund.query": _answer_refund_query,
 }
 
 

@@ -149,7 +149,7 @@ class AlipayProvider:
 
     def refund(self, *, out_trade_no: str, refund_request_no: str, amount: Decimal, total: Decimal) -> ProviderRefund:
         try:
-            get_alipay_client().refund_trade(
+            result = get_alipay_client().refund_trade(
                 out_trade_no=out_trade_no, refund_amount=amount, out_request_no=refund_request_no
             )
         except AlipaySignatureError as exc:
@@ -159,14 +159,22 @@ class AlipayProvider:
             if exc.code in ALIPAY_REFUSALS and exc.sub_code not in ALIPAY_TRY_AGAIN:
                 raise ProviderRefusal(f"alipay: {exc}") from exc
             raise ProviderError(f"alipay: {exc}") from exc
-        # Alipay refunds at once; a repeat of an out_request_no it refunded before answers the same
-        # success (fund_change N) without moving money again.
-        return ProviderRefund(RefundState.SUCCEEDED)
+        if result.fund_change:
+            return ProviderRefund(RefundState.SUCCEEDED)
+        # No money moved with this answer: a repeat of a refund made before, or one Alipay has not
+        # made. Alipay says to ask; until it answers, the refund is not done.
+        return self.refund_state(out_trade_no=out_trade_no, refund_request_no=refund_request_no) or ProviderRefund(
+            RefundState.PROCESSING
+        )
 
     def refund_state(self, *, out_trade_no: str, refund_request_no: str) -> ProviderRefund | None:
-        # Alipay's refund query (alipay.trade.fastpay.refund.query) is not in our client: sending
-        # the same out_request_no again asks as well, and refunds at most once.
-        return None
+        try:
+            found = get_alipay_client().query_refund(out_trade_no=out_trade_no, out_request_no=refund_request_no)
+        except AlipayError as exc:
+            raise ProviderError(f"alipay: {exc}") from exc
+        if found is None:
+            return None  # not made: send it again, with the same request number
+        return ProviderRefund(RefundState.SUCCEEDED if found.refunded else RefundState.PROCESSING)
 
 
 class WechatProvider:
