@@ -19,13 +19,11 @@ One run (see BENCHMARKS.md for figures and analysis):
    the same Authorization header on the bare view), CPU sampled from /proc;
 4. prints req/s, p50, p99 and the ratios to the bare view: latency (p50, p99) and throughput.
 
-Stdlib only (helpers in bench/common.py), loopback only; needs psql/createdb/dropdb.
+Stdlib only (helpers in bench/common/), loopback only; needs psql.
 """
 
 from __future__ import annotations
 
-import argparse
-import http.client
 import itertools
 import json
 import os
@@ -34,37 +32,14 @@ import tempfile
 import threading
 import time
 
-from common import (
-    CpuSampler,
-    ExtraTime,
-    LevelResult,
-    add_common_args,
-    add_server_args,
-    app_env,
-    best_of,
-    check_db_name,
-    check_tools,
-    cpu_per_op,
-    drive,
-    fmt,
-    free_port,
-    int_list,
-    keep_or_drop,
-    log,
-    machine_info,
-    migrate,
-    mint_tokens,
-    noisy,
-    other_db_activity,
-    psql,
-    recreate_database,
-    server_layout,
-    start_api_server,
-    stop_server,
-    summary_row,
-    wait_for_quiet,
-    write_summary,
-)
+from common.app import app_env, migrate, mint_tokens
+from common.cli import add_common_args, int_list, parser
+from common.cpu import CpuSampler, ExtraTime, best_of, cpu_per_op, noisy, under_load, wait_for_quiet
+from common.db import check_db_name, check_tools, keep_or_drop, psql, recreate_database, warn_other_db_activity
+from common.load import LevelResult, drive
+from common.log import log
+from common.server import add_server_args, free_port, http_request, server_layout, start_api_server, stop_process
+from common.summary import fmt, summary_row, write_results
 
 UID_BASE = 1_000_000
 UID_STRIDE = 100_000  # users of the k-th cart size: UID_BASE + k * UID_STRIDE + 1 ...
@@ -125,24 +100,28 @@ def requests_for(target: str, tokens: list[str]):
 
 def check_answers(port: int, tokens: dict[int, list[str]], sizes: list[int]) -> None:
     for size in sizes:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("GET", "/api/v1/cart", headers={"Authorization": f"Bearer {tokens[size][0]}"})
-        resp = conn.getresponse()
-        body = json.loads(resp.read())
-        conn.close()
-        if resp.status != 200 or body.get("count") != size or body.get("selected_count") != size:
-            raise RuntimeError(f"GET /api/v1/cart for a {size}-item cart answered {resp.status}: {body}")
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/bench/baseline")
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    if resp.status != 200 or b"items" not in body:
-        raise RuntimeError(f"/bench/baseline answered {resp.status}: is BENCH_BASELINE_VIEW on? {body[:200]!r}")
+        auth = {"Authorization": f"Bearer {tokens[size][0]}"}
+        status, answer = http_request(port, "GET", "/api/v1/cart", headers=auth, timeout=10)
+        body = json.loads(answer)
+        if status != 200 or body.get("count") != size or body.get("selected_count") != size:
+            raise RuntimeError(f"GET /api/v1/cart for a {size}-item cart answered {status}: {body}")
+    status, body = http_request(port, "GET", "/bench/baseline", timeout=10)
+    if status != 200 or b"items" not in body:
+        raise RuntimeError(f"/bench/baseline answered {status}: is BENCH_BASELINE_VIEW on? {body[:200]!r}")
 
 
 def target_label(target) -> str:
     return "bare view" if target == BARE else f"cart of {target}"
+
+
+def levels(args, results: dict[tuple[int, object], LevelResult]):
+    """(clients, target, its result, the bare view's result at those clients) of each level measured."""
+    for c in args.clients:
+        bare = results.get((c, BARE))
+        for target in [BARE, *args.sizes]:
+            r = results.get((c, target))
+            if r:
+                yield c, target, r, bare
 
 
 def print_report(args, results: dict[tuple[int, object], LevelResult]) -> None:
@@ -154,26 +133,21 @@ def print_report(args, results: dict[tuple[int, object], LevelResult]) -> None:
         "| server CPU ms/req | pg CPU ms/req | client CPU ms/req | other load |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for c in args.clients:
-        bare = results.get((c, BARE))
-        for target in [BARE, *args.sizes]:
-            r = results.get((c, target))
-            if not r:
-                continue
-            flag = "*" if noisy(r.cpu, args.max_other_load) or r.errors else ""
-            if bare and target != BARE:
-                ratios = (
-                    f"{r.p50 / bare.p50:.2f}x | {r.p99 / bare.p99:.2f}x | {bare.rate / r.rate:.2f}x"
-                    if r.rate
-                    else "n/a | n/a | n/a"
-                )
-            else:
-                ratios = "1 | 1 | 1"
-            lines.append(
-                f"| {c} | {target_label(target)} | {fmt(r.rate)}{flag} | {fmt(r.p50, 2)} | {fmt(r.p99, 2)} | {ratios} "
-                f"| {fmt(r.cpu['server'], 2)} | {fmt(r.cpu['pg'], 2)} | {fmt(r.cpu['client'], 2)} "
-                f"| {r.cpu['other_share'] * 100:.0f}% |"
+    for c, target, r, bare in levels(args, results):
+        flag = "*" if noisy(r.cpu, args.max_other_load) or r.errors else ""
+        if bare and target != BARE:
+            ratios = (
+                f"{r.p50 / bare.p50:.2f}x | {r.p99 / bare.p99:.2f}x | {bare.rate / r.rate:.2f}x"
+                if r.rate
+                else "n/a | n/a | n/a"
             )
+        else:
+            ratios = "1 | 1 | 1"
+        lines.append(
+            f"| {c} | {target_label(target)} | {fmt(r.rate)}{flag} | {fmt(r.p50, 2)} | {fmt(r.p99, 2)} | {ratios} "
+            f"| {fmt(r.cpu['server'], 2)} | {fmt(r.cpu['pg'], 2)} | {fmt(r.cpu['client'], 2)} "
+            f"| {r.cpu['other_share'] * 100:.0f}% |"
+        )
     for r in results.values():
         if r.errors:
             lines.append(f"* c={r.clients}: non-200 answers {r.errors}")
@@ -186,38 +160,31 @@ def print_report(args, results: dict[tuple[int, object], LevelResult]) -> None:
 
 def summary_rows(args, results: dict[tuple[int, object], LevelResult]) -> list[dict]:
     rows = []
-    for c in args.clients:
-        bare = results.get((c, BARE))
-        for target in [BARE, *args.sizes]:
-            r = results.get((c, target))
-            if not r:
-                continue
-            notes = []
-            if target != BARE and bare:
-                notes.append(f"p99 {r.p99 / bare.p99:.1f}x bare; req/s {r.rate / bare.rate * 100:.0f}% of bare")
-            if noisy(r.cpu, args.max_other_load):
-                notes.append(f"under load ({r.cpu['other_share'] * 100:.0f}% other)")
-            if r.errors:
-                notes.append(f"errors {r.errors}")
-            rows.append(
-                summary_row(
-                    bench="cart",
-                    case=f"GET {'/bench/baseline' if target == BARE else '/cart'} ({target_label(target)}), "
-                    f"{c} clients",
-                    app=f"{fmt(r.rate)} req/s",
-                    baseline=f"bare p50 {fmt(bare.p50, 2)} ms" if bare and target != BARE else "",
-                    # The ratio of latencies the benchmark is about: cart p50 / bare-view p50.
-                    ratio=f"p50 {r.p50 / bare.p50:.1f}x bare" if bare and target != BARE and bare.p50 else None,
-                    p50=f"{fmt(r.p50, 2)} ms",
-                    p99=f"{fmt(r.p99, 2)} ms",
-                    note="; ".join(notes),
-                )
+    for c, target, r, bare in levels(args, results):
+        notes = []
+        if target != BARE and bare:
+            notes.append(f"p99 {r.p99 / bare.p99:.1f}x bare; req/s {r.rate / bare.rate * 100:.0f}% of bare")
+        notes += under_load(r.cpu, args.max_other_load)
+        if r.errors:
+            notes.append(f"errors {r.errors}")
+        rows.append(
+            summary_row(
+                bench="cart",
+                case=f"GET {'/bench/baseline' if target == BARE else '/cart'} ({target_label(target)}), {c} clients",
+                app=f"{fmt(r.rate)} req/s",
+                baseline=f"bare p50 {fmt(bare.p50, 2)} ms" if bare and target != BARE else "",
+                # The ratio of latencies the benchmark is about: cart p50 / bare-view p50.
+                ratio=f"p50 {r.p50 / bare.p50:.1f}x bare" if bare and target != BARE and bare.p50 else None,
+                p50=f"{fmt(r.p50, 2)} ms",
+                p99=f"{fmt(r.p99, 2)} ms",
+                note="; ".join(notes),
             )
+        )
     return rows
 
 
 def parse_args(argv: list[str] | None = None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--sizes", default="1,5,20", help="cart sizes, comma-separated (default 1,5,20)")
     p.add_argument("--clients", default="1,8", help="comma-separated concurrency levels (default 1,8)")
     p.add_argument("--duration", type=int, default=6, help="seconds per level (default 6)")
@@ -236,7 +203,7 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not check_tools("psql", "createdb", "dropdb"):
+    if not check_tools("psql"):
         return 2
     tmp = tempfile.mkdtemp(prefix="cart-bench-")
     env = app_env(args.db, tmp, BENCH_BASELINE_VIEW="1")
@@ -250,9 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         recreate_database(args.db)
         migrate(args.python, env, args.app_dir)
         seed(args.db, sizes=args.sizes, users=args.users)
-        busy = other_db_activity(args.db)
-        if busy:
-            log(f"WARNING: {busy} active backends in other databases: figures may be skewed")
+        warn_other_db_activity(args.db)
         tokens: dict[int, list[str]] = {}
         for k, size in enumerate(args.sizes):
             lo = UID_BASE + k * UID_STRIDE + 1
@@ -284,21 +249,16 @@ def main(argv: list[str] | None = None) -> int:
                     measure, args=args, budget=budget, level_cost=level_cost, label=f"c={c} {target_label(target)}"
                 )
         print_report(args, results)
-        write_summary(args.summary, "cart", summary_rows(args, results), started=started, machine=machine_info())
-        if args.json:
-            with open(args.json, "w") as fh:
-                json.dump(
-                    {
-                        "started": started,
-                        "machine": machine_info(),
-                        "results": [{"target": t} | r.as_dict() for (_, t), r in results.items()],
-                    },
-                    fh,
-                    indent=2,
-                )
+        write_results(
+            args,
+            "cart",
+            summary_rows(args, results),
+            started=started,
+            results=[{"target": t} | r.as_dict() for (_, t), r in results.items()],
+        )
         return 1 if any(r.errors for r in results.values()) else 0
     finally:
-        stop_server(server)
+        stop_process(server)
         keep_or_drop(args, tmp)
 
 

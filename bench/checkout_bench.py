@@ -35,14 +35,13 @@ The host is shared: before each level the run waits (briefly) for an idle machin
 during which other processes took more than `--max-other-load` % of the CPU is measured again
 (within `--extra-time` seconds for the whole run); such figures are flagged in the table.
 
-Python 3.11 stdlib, helpers in bench/common.py, and wrk (`apt-get install wrk`) unless
+Python 3.11 stdlib, helpers in bench/common/, and wrk (`apt-get install wrk`) unless
 `--client python`. Run it with the project's venv python (`make bench`, or
 `.venv/bin/python bench/checkout_bench.py --help`). Loopback traffic only.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -54,42 +53,15 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 
-from common import (
-    BENCH_DIR,
-    CpuSampler,
-    ExtraTime,
-    LevelResult,
-    PgbenchResult,
-    UserPool,
-    add_common_args,
-    add_server_args,
-    app_env,
-    best_of,
-    check_db_name,
-    cpu_per_op,
-    database_tools,
-    drive,
-    fmt,
-    free_port,
-    int_list,
-    keep_or_drop,
-    log,
-    machine_info,
-    migrate,
-    mint_tokens,
-    noisy,
-    other_db_activity,
-    pct,
-    psql,
-    recreate_database,
-    run_pgbench,
-    server_layout,
-    start_api_server,
-    stop_server,
-    summary_row,
-    wait_for_quiet,
-    write_summary,
-)
+from common.app import app_env, migrate, mint_tokens
+from common.cli import BENCH_DIR, add_common_args, int_list, parser
+from common.cpu import CpuSampler, ExtraTime, best_of, cpu_per_op, noisy, wait_for_quiet
+from common.db import check_db_name, keep_or_drop, psql, recreate_database, warn_other_db_activity
+from common.load import LevelResult, UserPool, drive
+from common.log import log
+from common.pgbench import PgbenchResult, database_tools, run_pgbench
+from common.server import add_server_args, free_port, server_layout, start_api_server, stop_process
+from common.summary import fmt, pct, summary_row, write_results
 
 PGBENCH_SCRIPT = BENCH_DIR / "checkout.pgbench.sql"
 WRK_SCRIPT = BENCH_DIR / "checkout.wrk.lua"
@@ -544,7 +516,7 @@ def pgbench_round(
 
 
 def parse_args(argv: list[str] | None = None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--items", default="1", help="selected cart items per order, comma-separated (default 1)")
     p.add_argument("--clients", default="1,8,32", help="comma-separated concurrency levels (default 1,8,32)")
     p.add_argument(
@@ -619,9 +591,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed_users(args.db, lo=lo, hi=hi, items=items)
         finish_seeding(args.db)
         log(f"seeded in {time.monotonic() - t0:.1f}s")
-        busy = other_db_activity(args.db)
-        if busy:
-            log(f"WARNING: {busy} active backends in other databases: figures may be skewed")
+        warn_other_db_activity(args.db)
 
         port = free_port()
         if not args.skip_api:
@@ -650,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
                     if pair.ratio is not None:
                         log(f"{where}: API/pgbench {pair.ratio * 100:.1f}%")
                     pairs[items].append(pair)
-        stop_server(server)
+        stop_process(server)
         server = None
 
         setup = f"{server_layout(args)}; API load generator: {args.client}"
@@ -659,35 +629,30 @@ def main(argv: list[str] | None = None) -> int:
             print_report(args, items, pairs[items], setup)
             print()
             rows += summary_rows(args, items, pairs[items])
-        write_summary(args.summary, "checkout", rows, started=started, machine=machine_info())
-        if args.json:
-            with open(args.json, "w") as fh:
-                json.dump(
+        write_results(
+            args,
+            "checkout",
+            rows,
+            started=started,
+            items=args.items,
+            duration=args.duration,
+            workers=args.workers,
+            threads=args.threads,
+            client=args.client,
+            pairs={
+                str(i): [
                     {
-                        "started": started,
-                        "items": args.items,
-                        "duration": args.duration,
-                        "workers": args.workers,
-                        "threads": args.threads,
-                        "client": args.client,
-                        "machine": machine_info(),
-                        "pairs": {
-                            str(i): [
-                                {
-                                    "clients": p.clients,
-                                    "round": p.round,
-                                    "api": p.api.as_dict() if p.api else None,
-                                    "pgbench": vars(p.pgb) if p.pgb else None,
-                                    "ratio": p.ratio,
-                                }
-                                for p in pairs[i]
-                            ]
-                            for i in args.items
-                        },
-                    },
-                    fh,
-                    indent=2,
-                )
+                        "clients": p.clients,
+                        "round": p.round,
+                        "api": p.api.as_dict() if p.api else None,
+                        "pgbench": vars(p.pgb) if p.pgb else None,
+                        "ratio": p.ratio,
+                    }
+                    for p in pairs[i]
+                ]
+                for i in args.items
+            },
+        )
         failed = any(
             (p.api and (p.api.errors or p.api.exhausted)) or (p.pgb and (p.pgb.failed or p.pgb.exhausted))
             for ps in pairs.values()
@@ -695,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1 if failed else 0
     finally:
-        stop_server(server)
+        stop_process(server)
         keep_or_drop(args, tmp)
 
 

@@ -26,55 +26,26 @@ One run (see BENCHMARKS.md for figures and analysis):
    transactions == rows the same way;
 5. prints the table (claims/s, p50, p99 for the API and each pgbench variant; API/pgbench).
 
-Helpers in bench/common.py (waiting for an idle machine, re-measuring disturbed levels, CPU from
-/proc). Stdlib only, loopback only; needs psql/createdb/dropdb/pgbench (postgresql-client).
+Helpers in bench/common/ (waiting for an idle machine, re-measuring disturbed levels, CPU from
+/proc). Stdlib only, loopback only; needs psql and pgbench (postgresql-client).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 
-from common import (
-    BENCH_DIR,
-    CpuSampler,
-    ExtraTime,
-    LevelResult,
-    PgActivitySampler,
-    PgbenchResult,
-    UserPool,
-    add_common_args,
-    add_server_args,
-    app_env,
-    best_of,
-    check_db_name,
-    cpu_per_op,
-    database_tools,
-    drive,
-    fmt,
-    free_port,
-    int_list,
-    keep_or_drop,
-    log,
-    machine_info,
-    migrate,
-    mint_tokens,
-    noisy,
-    other_db_activity,
-    psql,
-    recreate_database,
-    run_pgbench,
-    server_layout,
-    start_api_server,
-    stop_server,
-    summary_row,
-    wait_for_quiet,
-    write_summary,
-)
+from common.app import app_env, migrate, mint_tokens
+from common.cli import BENCH_DIR, add_common_args, int_list, parser
+from common.cpu import CpuSampler, ExtraTime, PgActivitySampler, best_of, cpu_per_op, noisy, under_load, wait_for_quiet
+from common.db import check_db_name, keep_or_drop, psql, recreate_database, warn_other_db_activity
+from common.load import LevelResult, UserPool, drive
+from common.log import log
+from common.pgbench import PgbenchResult, database_tools, run_pgbench
+from common.server import add_server_args, free_port, server_layout, start_api_server, stop_process
+from common.summary import fmt, summary_row, write_results
 
 HOT_COUPON = 1
 SOLDOUT_COUPON = 2
@@ -305,8 +276,7 @@ def summary_rows(args, api: dict[int, LevelResult], pgb: dict[str, dict[int, Pgb
         if a:
             notes.append(f"mean lock waiters {a.activity['lock_waiters']:.1f}")
             notes.append("issued_count == 201s" if a.verified else "COUNT MISMATCH")
-            if noisy(a.cpu, args.max_other_load):
-                notes.append(f"under load ({a.cpu['other_share'] * 100:.0f}% other)")
+            notes += under_load(a.cpu, args.max_other_load)
         rows.append(
             summary_row(
                 bench="coupon",
@@ -333,7 +303,7 @@ def summary_rows(args, api: dict[int, LevelResult], pgb: dict[str, dict[int, Pgb
 
 
 def parse_args(argv: list[str] | None = None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--clients", default="1,8,32", help="comma-separated concurrency levels (default 1,8,32)")
     p.add_argument("--duration", type=int, default=10, help="seconds per level, API and pgbench (default 10)")
     p.add_argument("--warmup", type=float, default=1.0, help="untimed seconds before each API level (default 1)")
@@ -377,9 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         recreate_database(args.db)
         migrate(args.python, env, args.app_dir)
         seed(args.db, api_users=args.api_users, pgbench_users=args.pgbench_users, soldout_claims=args.soldout_claims)
-        busy = other_db_activity(args.db)
-        if busy:
-            log(f"WARNING: {busy} active backends in other databases: figures may be skewed")
+        warn_other_db_activity(args.db)
         if not args.skip_api:
             lo, hi = API_UID_BASE + 1, API_UID_BASE + args.api_users
             pool = UserPool(mint_tokens(args.python, env, lo=lo, hi=hi, tmp=tmp, app_dir=args.app_dir))
@@ -400,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.python, env, lo=lo, hi=lo + args.soldout_claims - 1, tmp=tmp, app_dir=args.app_dir
                 )
                 soldout = soldout_check(args, port=port, tokens=tokens)
-            stop_server(server)
+            stop_process(server)
             server = None
         for v in pgb:
             for c in args.clients:
@@ -412,28 +380,21 @@ def main(argv: list[str] | None = None) -> int:
                     label=f"pgbench {v} c={c}",
                 )
         print_report(args, api, pgb, soldout)
-        write_summary(
-            args.summary, "coupon", summary_rows(args, api, pgb, soldout), started=started, machine=machine_info()
+        write_results(
+            args,
+            "coupon",
+            summary_rows(args, api, pgb, soldout),
+            started=started,
+            api=[r.as_dict() | {"verified": r.verified, "activity": r.activity} for r in api.values()],
+            pgbench={v: [vars(p) for p in ps.values()] for v, ps in pgb.items()},
+            soldout=soldout,
         )
-        if args.json:
-            with open(args.json, "w") as fh:
-                json.dump(
-                    {
-                        "started": started,
-                        "machine": machine_info(),
-                        "api": [r.as_dict() | {"verified": r.verified, "activity": r.activity} for r in api.values()],
-                        "pgbench": {v: [vars(p) for p in ps.values()] for v, ps in pgb.items()},
-                        "soldout": soldout,
-                    },
-                    fh,
-                    indent=2,
-                )
         bad = any(not r.verified or r.errors or r.exhausted for r in api.values()) or any(
             not p.verified or p.exhausted for ps in pgb.values() for p in ps.values()
         )
         return 1 if bad or (soldout and not soldout["ok"]) else 0
     finally:
-        stop_server(server)
+        stop_process(server)
         keep_or_drop(args, tmp)
 
 

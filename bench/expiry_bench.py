@@ -34,18 +34,15 @@ For each size in `--sizes` (default 1,000 and 10,000; 100,000 with `--sizes 1000
    its invariants are checked the same way. The ratio is worker orders/s / sweep orders/s: what
    the per-order messages cost over the set-based work they trigger.
 
-Helpers in bench/common.py; needs psql/createdb/dropdb (postgresql-client), redis-cli and the
+Helpers in bench/common/; needs psql (postgresql-client), redis-cli and the
 Redis on 127.0.0.1:6379. Loopback only. See BENCHMARKS.md for figures and analysis.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,31 +50,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import (
-    CpuSampler,
-    ExtraTime,
-    add_common_args,
-    app_env,
-    check_db_name,
-    check_tools,
-    cpu_per_op,
-    fmt,
-    int_list,
-    keep_or_drop,
-    log,
-    machine_info,
-    migrate,
-    noisy,
-    other_db_activity,
-    pct,
-    percentile,
-    psql,
-    recreate_database,
-    spawn_until_ready,
-    summary_row,
-    wait_for_quiet,
-    write_summary,
-)
+from common.app import app_env, django_command, migrate, run_django
+from common.cli import add_common_args, int_list, parser
+from common.cpu import CpuSampler, ExtraTime, cpu_per_op, noisy, under_load, wait_for_quiet
+from common.db import check_db_name, check_tools, keep_or_drop, psql, recreate_database, warn_other_db_activity
+from common.load import percentile
+from common.log import log
+from common.redis_cli import redis_cli
+from common.server import spawn_until_ready, stop_process
+from common.summary import fmt, pct, summary_row, write_results
 
 POINTS_GRANT = 1000
 POINTS_USED = 100  # 10.00 yuan at the default POINTS_PER_YUAN = 10
@@ -245,13 +226,6 @@ def lag_stats(db: str, orders: int) -> dict:
 # Redis (redis-cli: the bench stays stdlib-only) and the worker
 
 
-def redis_cli(db: int, *args: str) -> str:
-    out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-n", str(db), *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"redis-cli {args} failed: {out.stderr}")
-    return out.stdout.strip()
-
-
 class RedisPoller:
     """A persistent `redis-cli` reading commands from stdin: one HLEN costs a round trip, not a
     process start, so polling every 50 ms stays cheap."""
@@ -290,14 +264,7 @@ def start_worker(python: str, env: dict[str, str], *, app_dir: Path, processes: 
 
 def stop_worker(proc) -> None:
     """SIGTERM to the dramatiq main process (it stops its worker process); the group if it hangs."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    stop_process(proc, timeout=30, leader_only=True)
 
 
 ENQUEUE = """
@@ -377,7 +344,7 @@ def run_worker_case(args, env: dict[str, str], tmp: str, budget: ExtraTime, n: i
     seed(args.db, orders=n, overdue=False)
     check_seed(args.db, n)
     log(f"[{n}] seeded in {time.monotonic() - t0:.1f}s")
-    redis_cli(args.redis_db, "FLUSHDB")
+    redis_cli("FLUSHDB", db=args.redis_db, timeout=60, check=True)
     log_path = os.path.join(tmp, f"worker-{n}.log")
     worker = start_worker(
         args.python,
@@ -398,16 +365,7 @@ def run_worker_case(args, env: dict[str, str], tmp: str, budget: ExtraTime, n: i
             f"UPDATE orders_order SET expires_at = to_timestamp({deadline}) WHERE status = 'pending'; "
             "VACUUM ANALYZE orders_order;",
         )
-        out = subprocess.run(
-            [args.python, "-c", "import django\ndjango.setup()\n" + ENQUEUE],
-            cwd=args.app_dir,
-            env={**env, "BENCH_DEADLINE": str(deadline)},
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"enqueue failed:\n{out.stderr[-3000:]}")
-        sent, e0, e1 = out.stdout.split()
+        sent, e0, e1 = run_django(args.python, env, args.app_dir, ENQUEUE, deadline=deadline).split()
         res.enqueue_seconds = float(e1) - float(e0)
         res.enqueue_margin = deadline - float(e1)
         log(
@@ -463,7 +421,7 @@ def run_sweep_case(args, env: dict[str, str], budget: ExtraTime, res: SizeResult
     check_seed(args.db, n)
     wait_for_quiet(budget, args.max_wait)
     proc = subprocess.Popen(
-        [args.python, "-c", "import django\ndjango.setup()\n" + SWEEP],
+        django_command(args.python, SWEEP),
         cwd=args.app_dir,
         env=env,
         stdout=subprocess.PIPE,
@@ -558,8 +516,7 @@ def summary_rows(args, results: list[SizeResult]) -> list[dict]:
         ]
         if not r.ok:
             notes.append("INVARIANTS/TIMEOUT FAILED")
-        if noisy(r.cpu, args.max_other_load):
-            notes.append(f"under load ({r.cpu['other_share'] * 100:.0f}% other)")
+        notes += under_load(r.cpu, args.max_other_load)
         rows.append(
             summary_row(
                 bench="expiry",
@@ -577,7 +534,7 @@ def summary_rows(args, results: list[SizeResult]) -> list[dict]:
 
 
 def parse_args(argv: list[str] | None = None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--sizes", default="1000,10000", help="orders due at once, comma-separated (default 1000,10000)")
     p.add_argument("--orders", type=int, help="a single size (same as --sizes N)")
     p.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
@@ -615,7 +572,7 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not check_tools("psql", "createdb", "dropdb", "redis-cli"):
+    if not check_tools("psql", "redis-cli"):
         return 2
     tmp = tempfile.mkdtemp(prefix="expiry-bench-")
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
@@ -627,22 +584,17 @@ def main(argv: list[str] | None = None) -> int:
         log(f"recreating database {args.db} and migrating; Redis {redis_url} (flushed before each size)")
         recreate_database(args.db)
         migrate(args.python, env, args.app_dir)
-        busy = other_db_activity(args.db)
-        if busy:
-            log(f"WARNING: {busy} active backends in other databases: figures may be skewed")
+        warn_other_db_activity(args.db)
         for n in args.sizes:
             res = run_worker_case(args, env, tmp, budget, n)
             if not args.skip_baseline:
                 run_sweep_case(args, env, budget, res)
             results.append(res)
         print_report(args, results)
-        write_summary(args.summary, "expiry", summary_rows(args, results), started=started, machine=machine_info())
-        if args.json:
-            with open(args.json, "w") as fh:
-                json.dump({"started": started, "machine": machine_info(), "results": [vars(r) for r in results]}, fh)
+        write_results(args, "expiry", summary_rows(args, results), started=started, results=[vars(r) for r in results])
         return 0 if all(r.ok for r in results) else 1
     finally:
-        redis_cli(args.redis_db, "FLUSHDB")
+        redis_cli("FLUSHDB", db=args.redis_db, timeout=60, check=True)
         keep_or_drop(args, tmp)
 
 

@@ -1,4 +1,4 @@
-"""gunicorn settings for the API server of bench/fault_drill.py (`--config`).
+"""gunicorn settings for the API server of the fault drill (bench/drill/stack.py, `--config`).
 
 Each worker names its Postgres sessions after its pid (libpq reads PGAPPNAME when a connection
 opens, after the fork), so the drill's `web` fault can tell from pg_stat_activity which worker is

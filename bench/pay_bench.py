@@ -28,13 +28,11 @@ One run (see BENCHMARKS.md for figures):
    sends the calls back to back for `--duration` s, CPU sampled from /proc;
 4. prints calls/s, p50, p99, server CPU ms per call and the ratios to the read of an order.
 
-Stdlib only (helpers in bench/common.py), loopback only; needs psql/createdb/dropdb.
+Stdlib only (helpers in bench/common/), loopback only; needs psql.
 """
 
 from __future__ import annotations
 
-import argparse
-import http.client
 import json
 import os
 import sys
@@ -42,38 +40,22 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from common import (
-    CpuSampler,
-    ExtraTime,
-    LevelResult,
-    add_common_args,
+from common.app import app_env, make_gateway_keys, migrate, mint_tokens
+from common.cli import add_common_args, int_list, parser
+from common.cpu import CpuSampler, ExtraTime, best_of, cpu_per_op, noisy, under_load, wait_for_quiet
+from common.db import check_db_name, check_tools, keep_or_drop, psql, recreate_database
+from common.load import LevelResult, drive
+from common.log import log
+from common.server import (
     add_server_args,
-    app_env,
-    best_of,
-    check_db_name,
-    check_tools,
-    cpu_per_op,
-    drive,
-    fmt,
     free_port,
-    int_list,
-    keep_or_drop,
-    log,
-    machine_info,
-    migrate,
-    mint_tokens,
-    noisy,
-    psql,
-    recreate_database,
-    run_django,
+    http_request,
     server_layout,
     start_api_server,
     start_server,
-    stop_server,
-    summary_row,
-    wait_for_quiet,
-    write_summary,
+    stop_process,
 )
+from common.summary import fmt, summary_row, write_results
 
 ORDER_NO_PREFIX = "20991231"  # a date no real order has: order_no = prefix + 10-digit id
 
@@ -96,13 +78,6 @@ CASES = [
     Case("wechat_again", "WeChat Native, again", "wechat", "native", False),
 ]
 ANSWER_FIELD = {"alipay": "pay_url", "wechat": "code_url"}
-
-KEYS = """
-from billing.dev_gateway.keys import app_private_key, gateway_private_key
-from billing.wechatpay_dev_gateway import keys
-app_private_key(); gateway_private_key()
-keys.merchant_private_key(); keys.platform_public_key(); keys.apiv3_key()
-"""
 
 
 def order_no(order_id: int) -> str:
@@ -197,14 +172,9 @@ class Pools:
 
 
 def call(port: int, method: str, path: str, token: str, body: str | None = None) -> tuple[int, dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"null")
-    finally:
-        conn.close()
+    status, answer = http_request(port, method, path, body=body, headers=headers, timeout=30)
+    return status, json.loads(answer or b"null")
 
 
 def open_reused_attempts(port: int, pools: Pools) -> None:
@@ -229,6 +199,16 @@ def count_attempts(db: str) -> tuple[int, int]:
     return total, orders
 
 
+def levels(args, results: dict[tuple[int, str], LevelResult]):
+    """(clients, case, its result, the baseline read's result at those clients) of each level measured."""
+    for c in args.clients:
+        base = results.get((c, READ.name))
+        for case in CASES:
+            r = results.get((c, case.name))
+            if r:
+                yield c, case, r, base
+
+
 def print_report(args, results: dict[tuple[int, str], LevelResult]) -> None:
     lines = [
         f"Pay benchmark: POST /api/v1/orders/{{no}}/pay vs GET /api/v1/orders/{{no}}, {args.duration}s per level, "
@@ -239,22 +219,17 @@ def print_report(args, results: dict[tuple[int, str], LevelResult]) -> None:
         "| server CPU ms/call | gateway CPU ms/call | pg CPU ms/call | other load |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for c in args.clients:
-        base = results.get((c, READ.name))
-        for case in CASES:
-            r = results.get((c, case.name))
-            if not r:
-                continue
-            flag = "*" if noisy(r.cpu, args.max_other_load) or r.errors else ""
-            if base and case is not READ and r.rate:
-                ratios = f"{r.p50 / base.p50:.2f}x | {base.rate / r.rate:.2f}x"
-            else:
-                ratios = "1 | 1" if case is READ else "n/a | n/a"
-            lines.append(
-                f"| {c} | {case.label} | {fmt(r.rate)}{flag} | {fmt(r.p50, 2)} | {fmt(r.p99, 2)} | {ratios} "
-                f"| {fmt(r.cpu['server'], 2)} | {fmt(r.cpu['gateway'], 2)} | {fmt(r.cpu['pg'], 2)} "
-                f"| {r.cpu['other_share'] * 100:.0f}% |"
-            )
+    for c, case, r, base in levels(args, results):
+        flag = "*" if noisy(r.cpu, args.max_other_load) or r.errors else ""
+        if base and case is not READ and r.rate:
+            ratios = f"{r.p50 / base.p50:.2f}x | {base.rate / r.rate:.2f}x"
+        else:
+            ratios = "1 | 1" if case is READ else "n/a | n/a"
+        lines.append(
+            f"| {c} | {case.label} | {fmt(r.rate)}{flag} | {fmt(r.p50, 2)} | {fmt(r.p99, 2)} | {ratios} "
+            f"| {fmt(r.cpu['server'], 2)} | {fmt(r.cpu['gateway'], 2)} | {fmt(r.cpu['pg'], 2)} "
+            f"| {r.cpu['other_share'] * 100:.0f}% |"
+        )
     for (c, name), r in results.items():
         if r.errors:
             lines.append(f"* c={c} {name}: other answers {r.errors}")
@@ -265,36 +240,30 @@ def print_report(args, results: dict[tuple[int, str], LevelResult]) -> None:
 
 def summary_rows(args, results: dict[tuple[int, str], LevelResult]) -> list[dict]:
     rows = []
-    for c in args.clients:
-        base = results.get((c, READ.name))
-        for case in CASES:
-            r = results.get((c, case.name))
-            if not r:
-                continue
-            notes = [f"server CPU {fmt(r.cpu['server'], 2)} ms/call"]
-            if r.cpu["gateway"]:
-                notes.append(f"gateway CPU {fmt(r.cpu['gateway'], 2)} ms/call")
-            if noisy(r.cpu, args.max_other_load):
-                notes.append(f"under load ({r.cpu['other_share'] * 100:.0f}% other)")
-            if r.errors:
-                notes.append(f"errors {r.errors}")
-            rows.append(
-                summary_row(
-                    bench="pay",
-                    case=f"{case.label}, {c} clients",
-                    app=f"{fmt(r.rate)} calls/s",
-                    baseline=f"read p50 {fmt(base.p50, 2)} ms" if base and case is not READ else "",
-                    ratio=f"p50 {r.p50 / base.p50:.1f}x read" if base and case is not READ and base.p50 else None,
-                    p50=f"{fmt(r.p50, 2)} ms",
-                    p99=f"{fmt(r.p99, 2)} ms",
-                    note="; ".join(notes),
-                )
+    for c, case, r, base in levels(args, results):
+        notes = [f"server CPU {fmt(r.cpu['server'], 2)} ms/call"]
+        if r.cpu["gateway"]:
+            notes.append(f"gateway CPU {fmt(r.cpu['gateway'], 2)} ms/call")
+        notes += under_load(r.cpu, args.max_other_load)
+        if r.errors:
+            notes.append(f"errors {r.errors}")
+        rows.append(
+            summary_row(
+                bench="pay",
+                case=f"{case.label}, {c} clients",
+                app=f"{fmt(r.rate)} calls/s",
+                baseline=f"read p50 {fmt(base.p50, 2)} ms" if base and case is not READ else "",
+                ratio=f"p50 {r.p50 / base.p50:.1f}x read" if base and case is not READ and base.p50 else None,
+                p50=f"{fmt(r.p50, 2)} ms",
+                p99=f"{fmt(r.p99, 2)} ms",
+                note="; ".join(notes),
             )
+        )
     return rows
 
 
 def parse_args(argv: list[str] | None = None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--clients", default="1,8", help="comma-separated concurrency levels (default 1,8)")
     p.add_argument("--duration", type=int, default=6, help="seconds per level (default 6)")
     p.add_argument("--warmup", type=float, default=1.0, help="untimed seconds before each level (default 1)")
@@ -314,7 +283,7 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not check_tools("psql", "createdb", "dropdb"):
+    if not check_tools("psql"):
         return 2
     tmp = tempfile.mkdtemp(prefix="pay-bench-")
     port, gateway_port = free_port(), free_port()
@@ -338,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         migrate(args.python, env, args.app_dir)
         seed(args.db, users=args.users, orders=pools.total)
         pools.tokens = mint_tokens(args.python, env, lo=1, hi=args.users, tmp=tmp, app_dir=args.app_dir)
-        run_django(args.python, env, args.app_dir, KEYS)
+        make_gateway_keys(args.python, env, args.app_dir)
         gateway_env = dict(env, VAR_DIR=tmp)
         gateway = start_server(
             args.python,
@@ -380,22 +349,17 @@ def main(argv: list[str] | None = None) -> int:
         attempts, orders = count_attempts(args.db)
         log(f"{attempts} payment attempts on {orders} orders (one per 'new attempt' call, two per reused order)")
         print_report(args, results)
-        write_summary(args.summary, "pay", summary_rows(args, results), started=started, machine=machine_info())
-        if args.json:
-            with open(args.json, "w") as fh:
-                json.dump(
-                    {
-                        "started": started,
-                        "machine": machine_info(),
-                        "results": [{"case": name} | r.as_dict() for (_, name), r in results.items()],
-                    },
-                    fh,
-                    indent=2,
-                )
+        write_results(
+            args,
+            "pay",
+            summary_rows(args, results),
+            started=started,
+            results=[{"case": name} | r.as_dict() for (_, name), r in results.items()],
+        )
         return 1 if any(r.errors for r in results.values()) else 0
     finally:
-        stop_server(server)
-        stop_server(gateway)
+        stop_process(server)
+        stop_process(gateway)
         keep_or_drop(args, tmp)
 
 
