@@ -110,13 +110,14 @@ clean:
 # idle 2-core machine; see BENCHMARKS.md. Needs pgbench and wrk (apt-get install wrk): the
 # checkout's load generator is C, as its pgbench baseline is. BENCH_ONLY="expiry cart" runs some of them; BENCH_ARGS
 # goes to every script (shared flags, e.g. --max-wait 30 --extra-time 60); CHECKOUT_ARGS,
-# EXPIRY_ARGS, COUPON_ARGS and CART_ARGS to one (e.g. EXPIRY_ARGS="--sizes 1000,10000,100000").
+# EXPIRY_ARGS, COUPON_ARGS, CART_ARGS and PAY_ARGS to one (e.g. EXPIRY_ARGS="--sizes 1000,10000,100000").
 BENCH_ONLY ?=
 BENCH_ARGS ?=
 CHECKOUT_ARGS ?= --items 1,5,20 --extra-items-clients 8 --rounds 3
 EXPIRY_ARGS ?=
 COUPON_ARGS ?=
 CART_ARGS ?=
+PAY_ARGS ?=
 BENCH_OUT := var/bench
 bench: $(STAMP)
 	@mkdir -p $(BENCH_OUT); rm -f $(BENCH_OUT)/*.json; status=0; \
@@ -125,7 +126,7 @@ bench: $(STAMP)
 		if [ -n "$(BENCH_ONLY)" ] && ! echo " $(BENCH_ONLY) " | grep -q " $$name "; then continue; fi; \
 		case $$name in \
 			checkout) extra="$(CHECKOUT_ARGS)";; expiry) extra="$(EXPIRY_ARGS)";; \
-			coupon) extra="$(COUPON_ARGS)";; cart) extra="$(CART_ARGS)";; *) extra="";; \
+			coupon) extra="$(COUPON_ARGS)";; cart) extra="$(CART_ARGS)";; pay) extra="$(PAY_ARGS)";; *) extra="";; \
 		esac; \
 		echo "== $$script $(BENCH_ARGS) $$extra"; \
 		$(PY) $$script --summary $(BENCH_OUT)/$$name.json $(BENCH_ARGS) $$extra || status=1; \

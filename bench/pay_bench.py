@@ -10,7 +10,7 @@ attempts). Four cases of the pay call:
 - Alipay page pay again: the open attempt is reused, the URL signed again;
 - WeChat Pay Native, a new attempt: the same, then one signed request to the WeChat Pay dev
   gateway (`/v3/pay/transactions/native`), whose signed answer is verified;
-- WeChat Pay Native again: the attempt is reused, and WeChat Pay is asked again for its code_url.
+- WeChat Pay Native again: the attempt and the code_url WeChat Pay gave it are reused (no call).
 
 The dev gateway runs in a second gunicorn of the app, as WeChat Pay is another service (so the
 API's sync workers never wait on themselves); its CPU is shown apart and is not "other load".

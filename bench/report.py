@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-ORDER = ["checkout", "expiry", "coupon", "cart"]
+ORDER = ["checkout", "expiry", "coupon", "cart", "pay"]
 
 
 def load(paths: list[str]) -> list[dict]:
