@@ -57,6 +57,21 @@ def use_dev_gateway(settings_fixture, *, base_url: str, dev_key_dir: Path) -> No
     point_gateway_at(settings_fixture, base_url)
 
 
+WECHAT_NOTIFY_PATH = "/api/v1/payments/wechat/notify"
+
+
+def use_both_dev_gateways(settings_fixture, *, base_url: str, tmp_path_factory) -> None:
+    """The Alipay and WeChat Pay dev gateways at `base_url` (a live_server), both providers'
+    notifies pointing back at it, each with its keys made once for the session."""
+    use_dev_gateway(settings_fixture, base_url=base_url, dev_key_dir=key_dir(tmp_path_factory))
+    settings_fixture.WECHATPAY_DEV_GATEWAY = True
+    settings_fixture.WECHATPAY_ENABLED = True
+    settings_fixture.WECHATPAY_DEV_KEY_DIR = tmp_path_factory.getbasetemp() / "payments-wechat-dev-keys"
+    settings_fixture.WECHATPAY_MCHID = "1900000109"
+    settings_fixture.WECHATPAY_APPID = "wxd678efh567hg6787"
+    settings_fixture.WECHATPAY_NOTIFY_URL = base_url + WECHAT_NOTIFY_PATH
+
+
 def point_gateway_at(settings_fixture, base_url: str, *, notify_base_url: str | None = None) -> None:
     settings_fixture.PUBLIC_BASE_URL = base_url
     settings_fixture.DEV_GATEWAY_BASE_URL = base_url

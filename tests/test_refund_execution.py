@@ -21,7 +21,7 @@ from orders.services import providers
 from orders.services.providers import ProviderError
 from tests.conftest import ApiClient, assert_ledger_consistent
 from tests.factories import UserFactory
-from tests.payment_support import key_dir, refund_worker, use_dev_gateway, wait_for
+from tests.payment_support import refund_worker, use_both_dev_gateways, wait_for
 from tests.refund_support import (
     ask_refund,
     assert_refunds_within_pay_amount,
@@ -38,13 +38,7 @@ DEAD_NOTIFY_URL = "http://127.0.0.1:9/api/v1/payments/wechat/notify"
 @pytest.fixture
 def gateways(settings, live_server, tmp_path_factory):
     """Both dev gateways on live_server, and both notify URLs pointing back at it."""
-    use_dev_gateway(settings, base_url=live_server.url, dev_key_dir=key_dir(tmp_path_factory))
-    settings.WECHATPAY_DEV_GATEWAY = True
-    settings.WECHATPAY_ENABLED = True
-    settings.WECHATPAY_DEV_KEY_DIR = tmp_path_factory.getbasetemp() / "payments-wechat-dev-keys"
-    settings.WECHATPAY_MCHID = "1900000109"
-    settings.WECHATPAY_APPID = "wxd678efh567hg6787"
-    settings.WECHATPAY_NOTIFY_URL = live_server.url + "/api/v1/payments/wechat/notify"
+    use_both_dev_gateways(settings, base_url=live_server.url, tmp_path_factory=tmp_path_factory)
     settings.REFUND_AUTO_APPROVE = True
     yield live_server.url
     wait_for_deliveries()

@@ -22,9 +22,9 @@ from orders.models import Order, PaymentAttempt
 from tests.conftest import ApiClient, assert_ledger_consistent, run_together
 from tests.factories import UserFactory, fill_cart, give_coupon, give_points
 from tests.payment_support import (
+    WECHAT_NOTIFY_PATH,
     attempts_of,
     http,
-    key_dir,
     notify_answer,
     order_snapshot,
     pay_form_action,
@@ -32,26 +32,19 @@ from tests.payment_support import (
     post_notify,
     reach_deadline,
     refund_worker,
-    use_dev_gateway,
+    use_both_dev_gateways,
     wait_for,
 )
 from tests.test_wechatpay_signing import fixture_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
-WECHAT_NOTIFY_PATH = "/api/v1/payments/wechat/notify"
 PAY_AMOUNT = Decimal("77.00")
 
 
 @pytest.fixture
 def gateways(settings, live_server, tmp_path_factory):
     """Both dev gateways on live_server, and both notify URLs pointing back at it."""
-    use_dev_gateway(settings, base_url=live_server.url, dev_key_dir=key_dir(tmp_path_factory))
-    settings.WECHATPAY_DEV_GATEWAY = True
-    settings.WECHATPAY_ENABLED = True
-    settings.WECHATPAY_DEV_KEY_DIR = tmp_path_factory.getbasetemp() / "payments-wechat-dev-keys"
-    settings.WECHATPAY_MCHID = "1900000109"
-    settings.WECHATPAY_APPID = "wxd678efh567hg6787"
-    settings.WECHATPAY_NOTIFY_URL = live_server.url + WECHAT_NOTIFY_PATH
+    use_both_dev_gateways(settings, base_url=live_server.url, tmp_path_factory=tmp_path_factory)
     yield live_server
     wait_for_deliveries()
 
