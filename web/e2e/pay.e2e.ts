@@ -11,11 +11,10 @@ import {
   api,
   axeLog,
   base,
-  browser,
+  checksOnTheWay,
   DESKTOP,
   loggedInBuyer,
   newBuyer,
-  pageErrors,
   PHONE,
   startBackendAndBrowser,
   stopBackendAndBrowser,
@@ -224,11 +223,4 @@ describe("on a phone (390x844)", () => {
   });
 });
 
-describe("on the way", () => {
-  test("no uncaught error reached a page", () => {
-    expect(pageErrors).toEqual([]);
-  });
-  test("the browser is still up", () => {
-    expect(browser.isConnected()).toBe(true);
-  });
-});
+checksOnTheWay();

@@ -11,11 +11,10 @@ import {
   api,
   axeLog,
   base,
-  browser,
+  checksOnTheWay,
   DESKTOP,
   isPhone,
   loggedInBuyer,
-  pageErrors,
   PHONE,
   startBackendAndBrowser,
   stopBackendAndBrowser,
@@ -193,11 +192,4 @@ describe("a refusal is told, and the page shows what changed (phone, 简体中�
   });
 });
 
-describe("on the way", () => {
-  test("no uncaught error reached a page", () => {
-    expect(pageErrors).toEqual([]);
-  });
-  test("the browser is still up", () => {
-    expect(browser.isConnected()).toBe(true);
-  });
-});
+checksOnTheWay();

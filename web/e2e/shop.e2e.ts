@@ -17,14 +17,13 @@ import {
   api,
   axeLog,
   base,
-  browser,
+  checksOnTheWay,
   checkPage,
   DESKTOP,
   isPhone,
   loggedInBuyer,
   newBuyer,
   PAYMENT_TIMEOUT_SECONDS,
-  pageErrors,
   PHONE,
   screenshot,
   startBackendAndBrowser,
@@ -32,6 +31,17 @@ import {
   tokenFor,
   type Viewport,
 } from "./support";
+
+/** The next POST /orders reaches the server, which makes the order; its answer never comes back. */
+async function loseTheFirstOrderAnswer(page: Page) {
+  let lost = false;
+  await page.route("**/api/v1/orders", async (route) => {
+    if (route.request().method() !== "POST" || lost) return route.fallback();
+    lost = true;
+    await route.fetch();
+    await route.abort("connectionreset");
+  });
+}
 
 type OrderJson = { order_no: string; status: string; pay_amount: string; points_used: number; coupon_discount: string };
 const MESSAGES = { "zh-CN": zhCN, en } as const;
@@ -242,13 +252,7 @@ describe("an unpaid order is never lost (phone, 简体中文)", () => {
       if (request.method() === "POST" && new URL(request.url()).pathname === "/api/v1/orders") placed.push(request);
     });
     // The first answer is lost on the way back: the server made the order, the page never hears.
-    let lost = false;
-    await page.route("**/api/v1/orders", async (route) => {
-      if (route.request().method() !== "POST" || lost) return route.fallback();
-      lost = true;
-      await route.fetch();
-      await route.abort("connectionreset");
-    });
+    await loseTheFirstOrderAnswer(page);
     await byTest(page, "submit-order").click();
     await byTest(page, "submit-error").filter({ hasText: m.checkout.safeToRetry }).waitFor();
     await check("checkout, lost response");
@@ -422,13 +426,7 @@ describe.each([
       priced.push({ status: response.status(), code: body.code ?? "" });
     });
     // The answer is lost on the way back: the server made the order (and emptied the cart).
-    let lost = false;
-    await page.route("**/api/v1/orders", async (route) => {
-      if (route.request().method() !== "POST" || lost) return route.fallback();
-      lost = true;
-      await route.fetch();
-      await route.abort("connectionreset");
-    });
+    await loseTheFirstOrderAnswer(page);
     await byTest(page, "submit-order").click();
     await byTest(page, "submit-error").filter({ hasText: m.checkout.safeToRetry }).waitFor();
     const made = await api<{ count: number; items: OrderJson[] }>("/orders", { token });
@@ -480,11 +478,4 @@ describe("a page whose code cannot be fetched", () => {
   });
 });
 
-describe("on the way", () => {
-  test("no uncaught error reached a page", () => {
-    expect(pageErrors).toEqual([]);
-  });
-  test("the browser is still up", () => {
-    expect(browser.isConnected()).toBe(true);
-  });
-});
+checksOnTheWay();

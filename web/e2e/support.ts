@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { expect } from "vitest";
+import { describe, expect, test } from "vitest";
 import en from "../src/locales/en";
 import zhCN from "../src/locales/zh-CN";
 
@@ -274,4 +274,16 @@ export async function screenshot(page: Page, name: string, docsName?: string) {
     mkdirSync(DOCS, { recursive: true });
     copyFileSync(file, join(DOCS, docsName));
   }
+}
+
+/** Every test file's last checks: no page threw an uncaught error, the browser survived them all. */
+export function checksOnTheWay() {
+  describe("on the way", () => {
+    test("no uncaught error reached a page", () => {
+      expect(pageErrors).toEqual([]);
+    });
+    test("the browser is still up", () => {
+      expect(browser.isConnected()).toBe(true);
+    });
+  });
 }
