@@ -20,7 +20,7 @@ One run does everything (see BENCHMARKS.md for figures and analysis):
    - the API: restores the API pool (cart rows back, coupons unused, earlier orders cancelled;
      outside the timed window), warms up, then drives `POST /api/v1/orders` for `--duration`
      seconds, every request a different user and a new Idempotency-Key; only 201 counts as
-     success. The load generator is wrk (`--client wrk`, default; bench/checkout.wrk.lua), C like
+     success. The load generator is wrk (`--client wrk`, default; bench/pool.wrk.lua), C like
      pgbench, or forked Python http.client processes (`--client python`, about 0.4 ms more CPU
      per order on the same cores);
    - pgbench with `bench/checkout.pgbench.sql` (the same statements the checkout sends, in the
@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,9 +60,9 @@ from common.log import log
 from common.pgbench import PgbenchResult, database_tools, run_pgbench
 from common.server import add_server_args, free_port, server_layout, start_api_server, stop_process
 from common.summary import fmt, pct, summary_row, write_results
+from common.wrk import PoolRequest, add_client_arg, drive_wrk, find_wrk
 
 PGBENCH_SCRIPT = BENCH_DIR / "checkout.pgbench.sql"
-WRK_SCRIPT = BENCH_DIR / "checkout.wrk.lua"
 
 # Explicit, disjoint id ranges for the pools (user id == user coupon id == points account id).
 # Items count number k (0, 1, 2 for --items 1,5,20) uses API users API_UID_BASE + k * API_STRIDE
@@ -77,6 +75,13 @@ COUPON_ID = 1
 COUPON_OFF = "5.00"
 POINTS_GRANT = 1_000_000
 POINTS_PER_ORDER = 10
+# The order every API request places (wrk's side of drive_checkout's body).
+CHECKOUT = PoolRequest(
+    "POST",
+    "/api/v1/orders",
+    ok_status=201,
+    body='{"pay_type": "alipay", "user_coupon_id": {uid}, "points": ' + str(POINTS_PER_ORDER) + "}",
+)
 PGBENCH_SEQ = "bench_pgbench_next_user"
 PGBENCH_SEQ_START = 10**12
 
@@ -223,57 +228,10 @@ def drive_checkout(*, port: int, pool: UserPool, clients: int, seconds: float) -
     return drive(port=port, clients=clients, seconds=seconds, next_request=next_request, ok_status=201)
 
 
-@dataclass
-class WrkLevelResult(LevelResult):
-    """wrk reports percentiles, not every latency (and times every answer, not only the 201s)."""
-
-    p50_ms: float = float("nan")
-    p99_ms: float = float("nan")
-
-    @property
-    def p50(self) -> float:
-        return self.p50_ms
-
-    @property
-    def p99(self) -> float:
-        return self.p99_ms
-
-
-def drive_checkout_wrk(
-    wrk: str, *, port: int, pool: UserPool, tokens_file: str, clients: int, seconds: float, sampler_args: dict | None
-) -> WrkLevelResult:
-    """wrk (C, like pgbench) with bench/checkout.wrk.lua: the same requests as drive_checkout,
-    at a fraction of its CPU. With sampler_args, CPU per order is measured (wrk counts as client)."""
-    threads = 2 if clients % 2 == 0 else 1  # wrk gives each thread connections // threads
-    cmd = [wrk, "-t", str(threads), "-c", str(clients), "-d", f"{max(1, round(seconds))}s", "--timeout", "30s"]
-    cmd += ["-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}", "--", tokens_file, str(pool.used), str(threads)]
-    cmd.append(uuid.uuid4().hex[:12])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sampler = None
-    if sampler_args is not None:
-        sampler = CpuSampler(client_pids={os.getpid(), proc.pid}, **sampler_args).start()
-    out, err = proc.communicate()
-    ticks = sampler.stop() if sampler else None
-    found = [line[len("WRKJSON ") :] for line in out.splitlines() if line.startswith("WRKJSON ")]
-    if proc.returncode != 0 or not found:
-        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{out}\n{err}")
-    w = json.loads(found[0])
-    pool.mark_used(w["next_index"])
-    res = WrkLevelResult(clients=clients, ok=w["ok"], elapsed=w["duration_us"] / 1e6, exhausted=bool(w["exhausted"]))
-    res.p50_ms, res.p99_ms = w["p50_us"] / 1000.0, w["p99_us"] / 1000.0
-    if w["other_status"]:
-        res.errors["non-201"] = w["other_status"]
-    if w["transport_errors"]:
-        res.errors["transport"] = w["transport_errors"]
-    if ticks is not None:
-        res.cpu = cpu_per_op(ticks, res.ok)
-    return res
-
-
 def measure_api_level(args, *, port: int, server_pid: int, pool: UserPool, tokens_file: str, clients: int):
     """Warm-up, then one timed level, through the load generator --client chose."""
     if args.client == "wrk":
-        wrk = partial(drive_checkout_wrk, args.wrk, port=port, pool=pool, tokens_file=tokens_file, clients=clients)
+        wrk = partial(drive_wrk, args.wrk, CHECKOUT, port=port, pool=pool, tokens_file=tokens_file, clients=clients)
         if args.warmup > 0:
             wrk(seconds=args.warmup, sampler_args=None)
         return wrk(seconds=args.duration, sampler_args={"db": args.db, "server_pid": server_pid})
@@ -535,12 +493,7 @@ def parse_args(argv: list[str] | None = None):
         default=1,
         help="paired rounds (API, then pgbench) per level; tables show each and the median (default 1)",
     )
-    p.add_argument(
-        "--client",
-        choices=("wrk", "python"),
-        default="wrk",
-        help="the API's load generator: wrk (C, like pgbench; default) or forked Python http.client processes",
-    )
+    add_client_arg(p)
     p.add_argument("--skip-api", action="store_true")
     p.add_argument("--skip-pgbench", action="store_true")
     add_common_args(p, db="bench_checkout")
@@ -555,9 +508,7 @@ def parse_args(argv: list[str] | None = None):
     check_db_name(p, args.db)
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
-    args.wrk = shutil.which("wrk") if args.client == "wrk" else None
-    if args.client == "wrk" and not args.wrk:
-        p.error("wrk not found (apt-get install wrk), or use --client python")
+    find_wrk(p, args)
     return args
 
 

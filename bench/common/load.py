@@ -21,6 +21,9 @@ class LevelResult:
     latencies_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     exhausted: bool = False
+    # Requests sent whose answer was not read when the generator stopped (wrk drops them; the
+    # server may still have done their work).
+    unanswered: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
 
     @property
