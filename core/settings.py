@@ -105,6 +105,10 @@ DATABASES = {
         DATABASE_URL or embedded_database.database_url(VAR_DIR / "postgres"), conn_max_age=60, conn_health_checks=True
     )
 }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must be a PostgreSQL URL (postgres://...): the app runs on Postgres only.")
+# Django's PostgreSQL backend, with a health check that reads the socket instead of sending SELECT 1.
+DATABASES["default"]["ENGINE"] = "core.postgresql"
 # No lock wait lasts forever: a duplicate checkout answers 409 after this instead of hanging
 # (orders/services/checkout.py), and a stuck row never piles up workers.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"

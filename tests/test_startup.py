@@ -97,3 +97,9 @@ def test_compose_takes_its_secrets_from_the_environment_and_seeds_no_demo_users(
     assert "POSTGRES_PASSWORD:?" in app_env["DATABASE_URL"]
     for service in compose["services"].values():
         assert "seed_demo" not in str(service.get("command", ""))
+
+
+@pytest.mark.parametrize("url", ["sqlite:///db.sqlite3", "mysql://root@127.0.0.1:3306/test"])
+def test_a_database_url_other_than_postgres_refuses_to_start(url):
+    result = start(DEBUG="0", SECRET_KEY=SECRET, ALIPAY_DEV_GATEWAY="1", DATABASE_URL=url)
+    assert refused(result, naming="DATABASE_URL must be a PostgreSQL URL"), result.stderr

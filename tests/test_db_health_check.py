@@ -1,0 +1,82 @@
+"""The kept connection's health check (core/postgresql): a connection the server ended is
+replaced before the request uses it, and a healthy one is kept without a query sent on it."""
+
+import select
+
+import psycopg
+import pytest
+from django.db import close_old_connections, connection
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def other_connection() -> psycopg.Connection:
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, autocommit=True)
+
+
+def next_request_query() -> None:
+    """What a request does with the kept connection: Django's request_started handler, then a query
+    (the health check runs at its first cursor)."""
+    close_old_connections()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 + 1")
+
+
+@pytest.fixture
+def kept_connection(settings):
+    """The test's connection as a request's kept one (CONN_MAX_AGE > 0, health checks on)."""
+    connection.close()
+    connection.settings_dict.update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
+    connection.ensure_connection()
+    yield connection
+    connection.close()
+    connection.settings_dict.update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False)
+
+
+def test_a_connection_the_server_ended_is_replaced_before_the_next_request_uses_it(kept_connection):
+    pid = backend_pid()
+    with other_connection() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    # The server's goodbye reaches the socket.
+    poller = select.poll()
+    poller.register(kept_connection.connection.pgconn.socket, select.POLLIN)
+    assert poller.poll(5000)
+
+    next_request_query()  # no error: a new connection
+
+    assert backend_pid() != pid
+
+
+def test_a_healthy_kept_connection_is_kept_and_checked_without_a_query(kept_connection):
+    pid = backend_pid()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'the last query of the request before'")
+    close_old_connections()
+    connection.ensure_connection()
+    connection.close_if_health_check_failed()  # what the next request's first cursor does
+
+    with other_connection() as admin:
+        last_query = admin.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0]
+    # Django's own check sends SELECT 1 here, a round trip on every request.
+    assert last_query == "SELECT 'the last query of the request before'"
+    assert connection.health_check_done
+    assert backend_pid() == pid
+
+
+def test_a_connection_left_in_a_transaction_is_not_kept(kept_connection):
+    pid = backend_pid()
+    kept_connection.connection.execute("BEGIN")
+
+    assert not kept_connection.is_usable()
+    kept_connection.connection.execute("ROLLBACK")
+    assert kept_connection.is_usable()
+    assert backend_pid() == pid
