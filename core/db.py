@@ -20,6 +20,17 @@ def field_names(model: type[Model]) -> list[str]:
     return [field.attname for field in model._meta.concrete_fields]
 
 
+def json_datetime(column: str) -> str:
+    """SQL for a timestamptz column as the API's JSON renders a datetime (Django's JSON encoder,
+    which Ninja's renderer uses): UTC with a "Z", milliseconds cut (not rounded) from the
+    microseconds, none when the second is whole. For hand-written reads answered without the
+    schema (core/responses.py); their tests hold them to the schema's rendering."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    whole = f"date_trunc('second', {column}) = {column}"
+    fraction = f"CASE WHEN {whole} THEN '' ELSE to_char({utc}, '.MS') END"
+    return f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || {fraction} || 'Z'"""
+
+
 def broke_constraint(exc: IntegrityError, *, name: str) -> bool:
     """Whether `exc` is the named constraint failing (Postgres names it in the error's diagnostics)."""
     diag = getattr(exc.__cause__, "diag", None)

@@ -10,6 +10,7 @@ from django.db.models import Prefetch, QuerySet
 from billing import selectors as billing_selectors
 from billing.models import UserCoupon
 from billing.services import check_coupon_applies, get_user_coupon
+from core.db import json_datetime
 from core.errors import DomainError
 from core.models import Enrollment, User
 from core.money import ZERO
@@ -26,9 +27,9 @@ def cart_items(*, user: User) -> QuerySet[CartItem]:
 # The cart is read on every page of the shop: one hand-written query, newest first as
 # CartItem.Meta.ordering, answered without the ORM's model instances (tests/test_cart.py checks
 # the answer against CartOut).
-CART = """
-SELECT cart.id, cart.selected, cart.created_at, course.id, course.name, course.description, course.picture_url,
-    course.price, course.is_active
+CART = f"""
+SELECT cart.id, cart.selected, {json_datetime("cart.created_at")}, course.id, course.name, course.description,
+    course.picture_url, course.price, course.is_active
 FROM orders_cartitem cart JOIN core_course course ON course.id = cart.course_id
 WHERE cart.user_id = %s
 ORDER BY cart.created_at DESC, cart.id DESC"""

@@ -48,6 +48,18 @@ def test_the_cart_is_answered_exactly_as_its_schema_would_render_it(api, user):
     assert body["count"] == 3 and body["selected_count"] == 2 and body["selected_total"] == "100.99"
 
 
+@pytest.mark.parametrize("microsecond", [0, 1, 500, 123456, 999999])
+def test_the_cart_renders_when_an_item_was_added_as_the_schema_does(api, user, microsecond):
+    # The read formats created_at in SQL (core.db.json_datetime): the same text Ninja's renderer
+    # makes of the stored value, milliseconds cut and not rounded, none for a whole second.
+    item = CartItemFactory(user=user)
+    added = timezone.now().replace(microsecond=microsecond) - timedelta(days=400)
+    CartItem.objects.filter(pk=item.pk).update(created_at=added)
+    stored = CartItem.objects.get(pk=item.pk).created_at
+
+    assert api.get("/cart").json()["items"][0]["created_at"] == json.loads(json.dumps(stored, cls=NinjaJSONEncoder))
+
+
 def test_add_twice_is_409_already_in_cart(api, user):
     course = CourseFactory()
     api.post("/cart/items", {"course_id": course.pk})
