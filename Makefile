@@ -106,16 +106,17 @@ clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
 
 # Every benchmark in bench/ (bench/*_bench.py, each prints its own tables), then ONE table of all
-# of them (bench/report.py, from the summaries they write to var/bench/). About 14 minutes on an
+# of them (bench/report.py, from the summaries they write to var/bench/). About 17 minutes on an
 # idle 2-core machine; see BENCHMARKS.md. Needs pgbench and wrk (apt-get install wrk): the
-# checkout's load generator is C, as its pgbench baseline is. BENCH_ONLY="expiry cart" runs some of them; BENCH_ARGS
-# goes to every script (shared flags, e.g. --max-wait 30 --extra-time 60); CHECKOUT_ARGS,
-# EXPIRY_ARGS, COUPON_ARGS, CART_ARGS and PAY_ARGS to one (e.g. EXPIRY_ARGS="--sizes 1000,10000,100000").
+# checkout's and the coupon claim's load generator is C, as their pgbench baseline is.
+# BENCH_ONLY="expiry cart" runs some of them; BENCH_ARGS goes to every script (shared flags, e.g.
+# --max-wait 30 --extra-time 60); CHECKOUT_ARGS, EXPIRY_ARGS, COUPON_ARGS, CART_ARGS and PAY_ARGS to
+# one (e.g. EXPIRY_ARGS="--sizes 1000,10000,100000").
 BENCH_ONLY ?=
 BENCH_ARGS ?=
 CHECKOUT_ARGS ?= --items 1,5,20 --extra-items-clients 8 --rounds 3
 EXPIRY_ARGS ?=
-COUPON_ARGS ?=
+COUPON_ARGS ?= --rounds 3
 CART_ARGS ?=
 PAY_ARGS ?=
 BENCH_OUT := var/bench

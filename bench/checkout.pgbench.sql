@@ -15,7 +15,7 @@
 -- from rows it fetched (course ids, names, prices, balance) are captured with \gset from the
 -- same queries (the cart query is wrapped in a CTE that aggregates the locked rows, because
 -- pgbench keeps one row per query).
--- Not here: the `SELECT 1` Django sends per request (CONN_HEALTH_CHECKS) - that is app overhead.
+-- The token's user read is sent prepared by the app (core.db.prepared_cursor), in simple mode here.
 
 SELECT nextval('bench_pgbench_next_user') AS n \gset
 \set uid :first_uid + :n - :seq_offset - 1

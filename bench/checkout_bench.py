@@ -48,7 +48,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from functools import partial
 
 from common.app import app_env, migrate, mint_tokens
@@ -57,12 +56,15 @@ from common.cpu import CpuSampler, ExtraTime, best_of, cpu_per_op, noisy, wait_f
 from common.db import check_db_name, keep_or_drop, psql, recreate_database, warn_other_db_activity
 from common.load import LevelResult, UserPool, drive
 from common.log import log
+from common.pairs import Pair, by_level, level_verdict, median
 from common.pgbench import PgbenchResult, database_tools, run_pgbench
 from common.server import add_server_args, free_port, server_layout, start_api_server, stop_process
 from common.summary import fmt, pct, summary_row, write_results
 from common.wrk import PoolRequest, add_client_arg, drive_wrk, find_wrk
 
 PGBENCH_SCRIPT = BENCH_DIR / "checkout.pgbench.sql"
+# At 8 clients: the API's orders/s against pgbench's, and every round's p99.
+TARGETS = {"min_ratio": 0.30, "max_p99_ms": 50}
 
 # Explicit, disjoint id ranges for the pools (user id == user coupon id == points account id).
 # Items count number k (0, 1, 2 for --items 1,5,20) uses API users API_UID_BASE + k * API_STRIDE
@@ -267,53 +269,6 @@ def run_checkout_pgbench(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Pair:
-    """One round of one level: the API run and the pgbench run right after it (same minute, so
-    the host's drift - BENCHMARKS.md "How figures are taken" - hits both alike)."""
-
-    clients: int
-    round: int
-    api: LevelResult | None = None
-    pgb: PgbenchResult | None = None
-
-    @property
-    def ratio(self) -> float | None:
-        if self.api and self.pgb and self.pgb.tps:
-            return self.api.rate / self.pgb.tps
-        return None
-
-
-def median(values: list[float]) -> float:
-    values = sorted(v for v in values if v == v)
-    if not values:
-        return float("nan")
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
-def by_level(pairs: list[Pair]) -> dict[int, list[Pair]]:
-    levels: dict[int, list[Pair]] = {}
-    for pair in pairs:
-        levels.setdefault(pair.clients, []).append(pair)
-    return levels
-
-
-def level_verdict(rounds: list[Pair]) -> str:
-    """The targets at 8 clients, on the median ratio of the rounds and on every round's p99."""
-    ratios = [p.ratio for p in rounds if p.ratio is not None]
-    p99s = [p.api.p99 for p in rounds if p.api]
-    if not ratios or not p99s:
-        return ""
-    ratio, worst = median(ratios), max(p99s)
-    each = ", ".join(f"{r * 100:.0f}%" for r in ratios)
-    return (
-        f"API >= 30% of SQL-only -> median {ratio * 100:.0f}% of {len(ratios)} paired round(s) ({each}; "
-        f"{sum(r >= 0.30 for r in ratios)} at or above 30%) ({'met' if ratio >= 0.30 else 'MISSED'}); "
-        f"p99 < 50 ms -> worst round {fmt(worst)} ms ({'met' if worst < 50 else 'MISSED'})"
-    )
-
-
 def print_report(args, items: int, pairs: list[Pair], setup: str) -> list[str]:
     """Prints the tables of one items count; returns the notes (flags) for the summary."""
     lines = [f"Checkout benchmark: {items} item(s) per order, {args.duration}s per level, {setup}", ""]
@@ -377,7 +332,7 @@ def print_report(args, items: int, pairs: list[Pair], setup: str) -> list[str]:
     if notes:
         lines.append("")
         lines.extend("* " + n for n in notes)
-    verdict = level_verdict(by_level(pairs).get(8, []))
+    verdict = level_verdict(by_level(pairs).get(8, []), **TARGETS)
     if verdict:
         lines += ["", "Targets at 8 clients: " + verdict]
     print("\n".join(lines), flush=True)
@@ -401,7 +356,7 @@ def summary_rows(args, items: int, pairs: list[Pair]) -> list[dict]:
         if any(a.exhausted for a in apis):
             flags.append("API user pool exhausted (raise --api-users)")
         if c == 8:
-            verdict = level_verdict(rounds)
+            verdict = level_verdict(rounds, **TARGETS)
             if verdict:
                 flags.append(verdict)
         rows.append(

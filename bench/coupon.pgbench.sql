@@ -5,9 +5,9 @@
 -- Statement for statement what the endpoint sends (captured with CaptureQueriesContext on
 -- Postgres): the JWT user look-up (core/auth.py ACTIVE_USER), then the claim, one statement in
 -- autocommit (billing/claim_sql.py CLAIM; tests/test_bench_scripts.py keeps the two the same).
--- Each statement is a separate round trip, as from Django. Not here: the `SELECT 1` Django sends
--- per request (CONN_HEALTH_CHECKS), app overhead. Every claim is a new user: a sequence hands out
--- user ids.
+-- Each statement is a separate round trip, as from Django (the app sends both as prepared
+-- statements, core.db.prepared_cursor; pgbench here in simple mode, as every variant). Not here:
+-- app overhead. Every claim is a new user: a sequence hands out user ids.
 
 SELECT nextval('bench_coupon_next_user') AS n \gset
 \set uid :first_uid + :n - :seq_offset - 1

@@ -47,9 +47,10 @@ from common.cpu import CpuSampler, ExtraTime, PgActivitySampler, best_of, cpu_pe
 from common.db import check_db_name, keep_or_drop, psql, recreate_database, warn_other_db_activity
 from common.load import LevelResult, UserPool, drive
 from common.log import log
+from common.pairs import Pair, by_level, level_verdict, median
 from common.pgbench import PgbenchResult, database_tools, run_pgbench
 from common.server import add_server_args, free_port, server_layout, start_api_server, stop_process
-from common.summary import fmt, summary_row, write_results
+from common.summary import fmt, pct, summary_row, write_results
 from common.wrk import PoolRequest, add_client_arg, drive_wrk, find_wrk
 
 HOT_COUPON = 1
@@ -60,6 +61,10 @@ SOLDOUT_UID_BASE = 3_000_000
 PGB_UID_BASE = 5_000_000
 PGBENCH_SEQ = "bench_coupon_next_user"
 PGBENCH_SEQ_START = 10**12
+# The ratio's baseline (issue 19), measured right after each API run; the other scripts once a level.
+BASELINE = "tx"
+# At 8 clients: claims/s against pgbench's hot-row transactions/s, and every round's p99.
+TARGETS = {"min_ratio": 0.40, "max_p99_ms": 30}
 HOT_CLAIM = PoolRequest("POST", f"/api/v1/coupons/{HOT_COUPON}/claim", ok_status=201)
 SCRIPTS = {
     "tx": BENCH_DIR / "coupon_tx.pgbench.sql",
@@ -219,33 +224,62 @@ def run_pgbench_level(args, pgbench: str, *, variant: str, clients: int, tmp: st
     return res
 
 
-def print_report(args, api: dict[int, LevelResult], pgb: dict[str, dict[int, PgbenchResult]], soldout: dict) -> None:
-    variants = list(pgb)
-    head = "| clients | API claims/s | p50 ms | p99 ms |"
-    rule = "|---:|---:|---:|---:|"
-    for v in variants:
-        head += f" pgbench {v} tps | {v} p50 ms | {v} p99 ms | API/{v} |"
-        rule += "---:|---:|---:|---:|"
+def cpu_row(c: int, label: str, r) -> str:
+    cpu = r.cpu
+    return (
+        f"| {c} | {label} | {fmt(cpu['server'], 2)} | {fmt(cpu['pg'], 2)} | {fmt(cpu['pg_aux'], 2)} "
+        f"| {fmt(cpu['client'], 2)} | {cpu['machine_busy'] * 100:.0f}% | {cpu['other_share'] * 100:.0f}% "
+        f"| {fmt(r.activity['lock_waiters'], 2)} | {fmt(r.activity['idle_in_tx'], 2)} "
+        f"| {'OK' if r.verified else 'MISMATCH'}: {r.verify_text} |"
+    )
+
+
+def flagged(args, r) -> str:
+    bad = getattr(r, "errors", None) or getattr(r, "failed", 0) or not r.verified
+    return "*" if r and (noisy(r.cpu, args.max_other_load) or bad) else ""
+
+
+def print_report(args, pairs: list[Pair], extra: dict[str, dict[int, PgbenchResult]], soldout: dict) -> None:
     lines = [
-        f"Coupon claim benchmark: one hot coupon, {args.duration}s per level, " + server_layout(args),
+        f"Coupon claim benchmark: one hot coupon, {args.duration}s per level, {args.rounds} paired round(s) "
+        f"(the API, then pgbench {BASELINE} right after), " + server_layout(args),
         "",
-        head,
-        rule,
+        f"| clients | round | API claims/s | p50 ms | p99 ms | pgbench {BASELINE} tps | p50 ms | p99 ms "
+        f"| API/{BASELINE} |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for c in args.clients:
-        a = api.get(c)
-        flag = "*" if a and (noisy(a.cpu, args.max_other_load) or a.errors or not a.verified) else ""
-        row = f"| {c} | {fmt(a.rate) if a else 'n/a'}{flag} | {fmt(a.p50) if a else 'n/a'} "
-        row += f"| {fmt(a.p99) if a else 'n/a'} |"
-        for v in variants:
-            p = pgb[v].get(c)
-            pflag = "*" if p and (noisy(p.cpu, args.max_other_load) or p.failed or not p.verified) else ""
-            ratio = f"{a.rate / p.tps * 100:.0f}%" if a and p and p.tps else "n/a"
-            row += (
-                f" {fmt(p.tps) if p else 'n/a'}{pflag} | {fmt(p.p50_ms, 2) if p else 'n/a'} "
-                f"| {fmt(p.p99_ms, 2) if p else 'n/a'} | {ratio} |"
+    for c, rounds in by_level(pairs).items():
+        for pair in rounds:
+            a, p = pair.api, pair.pgb
+            lines.append(
+                f"| {c} | {pair.round} | {fmt(a.rate) + flagged(args, a) if a else 'n/a'} "
+                f"| {fmt(a.p50) if a else 'n/a'} | {fmt(a.p99) if a else 'n/a'} "
+                f"| {fmt(p.tps) + flagged(args, p) if p else 'n/a'} | {fmt(p.p50_ms, 2) if p else 'n/a'} "
+                f"| {fmt(p.p99_ms, 2) if p else 'n/a'} | {pct(pair.ratio) if pair.ratio else 'n/a'} |"
             )
-        lines.append(row)
+        if len(rounds) > 1:
+            ratios = [r.ratio for r in rounds if r.ratio is not None]
+            lines.append(
+                f"| {c} | median | {fmt(median([r.api.rate for r in rounds if r.api]))} | "
+                f"| {fmt(median([r.api.p99 for r in rounds if r.api]))} "
+                f"| {fmt(median([r.pgb.tps for r in rounds if r.pgb]))} | | "
+                f"| {pct(median(ratios)) if ratios else 'n/a'} |"
+            )
+    verdict = level_verdict(by_level(pairs).get(8, []), **TARGETS)
+    if verdict:
+        lines += ["", f"Targets at 8 clients: {verdict}"]
+    if extra:
+        lines += ["", "The other pgbench scripts, once per level, against the API's median:", ""]
+        lines.append("| clients | " + " | ".join(f"pgbench {v} tps | API/{v}" for v in extra) + " |")
+        lines.append("|---:|" + "---:|---:|" * len(extra))
+        for c, rounds in by_level(pairs).items():
+            rate = median([r.api.rate for r in rounds if r.api])
+            cells = []
+            for v in extra:
+                p = extra[v].get(c)
+                ratio = pct(rate / p.tps) if p and p.tps and rate == rate else "n/a"
+                cells.append(f"{fmt(p.tps) + flagged(args, p) if p else 'n/a'} | {ratio}")
+            lines.append(f"| {c} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "CPU per claim in ms (from /proc): server = gunicorn, pg = backends of the bench database, client = load",
@@ -258,17 +292,15 @@ def print_report(args, api: dict[int, LevelResult], pgb: dict[str, dict[int, Pgb
         "| check |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for c in args.clients:
-        runs = [("API", api.get(c))] + [(f"pgbench {v}", pgb[v].get(c)) for v in variants]
-        for label, r in runs:
-            if r and r.cpu:
-                cpu = r.cpu
-                lines.append(
-                    f"| {c} | {label} | {fmt(cpu['server'], 2)} | {fmt(cpu['pg'], 2)} | {fmt(cpu['pg_aux'], 2)} "
-                    f"| {fmt(cpu['client'], 2)} | {cpu['machine_busy'] * 100:.0f}% | {cpu['other_share'] * 100:.0f}% "
-                    f"| {fmt(r.activity['lock_waiters'], 2)} | {fmt(r.activity['idle_in_tx'], 2)} "
-                    f"| {'OK' if r.verified else 'MISMATCH'}: {r.verify_text} |"
-                )
+    for c, rounds in by_level(pairs).items():
+        for pair in rounds:
+            suffix = f", round {pair.round}" if args.rounds > 1 else ""
+            lines += [
+                cpu_row(c, label + suffix, r)
+                for label, r in (("API", pair.api), (f"pgbench {BASELINE}", pair.pgb))
+                if r and r.cpu
+            ]
+        lines += [cpu_row(c, f"pgbench {v}", extra[v][c]) for v in extra if c in extra[v] and extra[v][c].cpu]
     lines.append("")
     if soldout:
         lines.append(
@@ -277,41 +309,47 @@ def print_report(args, api: dict[int, LevelResult], pgb: dict[str, dict[int, Pgb
             f"{soldout['issued_count']}, rows {soldout['rows']}, other answers {soldout['other_errors'] or 'none'} -> "
             f"{'OK (no oversell)' if soldout['ok'] else 'FAILED'}"
         )
-    for r in list(api.values()) + [p for ps in pgb.values() for p in ps.values()]:
+    runs = [r for pair in pairs for r in (pair.api, pair.pgb) if r] + [p for ps in extra.values() for p in ps.values()]
+    for r in runs:
         if r.cpu and noisy(r.cpu, args.max_other_load):
             lines.append(
                 f"* c={r.clients}: other processes used {r.cpu['other_share'] * 100:.0f}% of the machine (lower bound)"
             )
-    for r in api.values():
-        if r.errors:
-            lines.append(f"* API c={r.clients}: non-201 answers {r.errors}")
+    for pair in pairs:
+        if pair.api and pair.api.errors:
+            lines.append(f"* API c={pair.clients} round {pair.round}: non-201 answers {pair.api.errors}")
     print("\n".join(lines), flush=True)
 
 
-def summary_rows(args, api: dict[int, LevelResult], pgb: dict[str, dict[int, PgbenchResult]], soldout: dict):
+def summary_rows(args, pairs: list[Pair], extra: dict[str, dict[int, PgbenchResult]], soldout: dict):
+    """One row per client count: medians over the paired rounds."""
     rows = []
-    base = "tx" if "tx" in pgb else next(iter(pgb), None)
-    for c in args.clients:
-        a = api.get(c)
-        p = pgb[base].get(c) if base else None
-        notes = []
-        if "full" in pgb and pgb["full"].get(c) and a:
-            f = pgb["full"][c]
-            notes.append(f"pgbench full {fmt(f.tps)} tps ({a.rate / f.tps * 100:.0f}%)" if f.tps else "")
-        if a:
-            notes.append(f"mean lock waiters {a.activity['lock_waiters']:.1f}")
-            notes.append("issued_count == 201s" if a.verified else "COUNT MISMATCH")
-            notes += under_load(a.cpu, args.max_other_load)
+    for c, rounds in by_level(pairs).items():
+        apis = [r.api for r in rounds if r.api]
+        pgbs = [r.pgb for r in rounds if r.pgb]
+        ratios = [r.ratio for r in rounds if r.ratio is not None]
+        notes = [] if len(rounds) == 1 else [f"median of {len(rounds)} paired rounds"]
+        rate = median([a.rate for a in apis])
+        full = extra.get("full", {}).get(c)
+        if full and full.tps and apis:
+            notes.append(f"pgbench full {fmt(full.tps)} tps ({rate / full.tps * 100:.0f}%)")
+        if apis:
+            notes.append(f"mean lock waiters {median([a.activity['lock_waiters'] for a in apis]):.1f}")
+            notes.append("issued_count == 201s" if all(a.verified for a in apis) else "COUNT MISMATCH")
+            for a in apis:
+                notes += under_load(a.cpu, args.max_other_load)
+        if c == 8:
+            notes.append(level_verdict(rounds, **TARGETS))
         rows.append(
             summary_row(
                 bench="coupon",
                 case=f"claim one hot coupon, {c} clients",
-                app=f"{fmt(a.rate)} claims/s" if a else "n/a",
-                baseline=f"pgbench {base} {fmt(p.tps)} tps" if p else "",
-                ratio=a.rate / p.tps if a and p and p.tps else None,
-                p50=f"{fmt(a.p50)} ms" if a else "",
-                p99=f"{fmt(a.p99)} ms" if a else "",
-                note="; ".join(n for n in notes if n),
+                app=f"{fmt(rate)} claims/s" if apis else "n/a",
+                baseline=f"pgbench {BASELINE} {fmt(median([p.tps for p in pgbs]))} tps" if pgbs else "",
+                ratio=median(ratios) if ratios else None,
+                p50=f"{fmt(median([a.p50 for a in apis]))} ms" if apis else "",
+                p99=f"{fmt(median([a.p99 for a in apis]))} ms" if apis else "",
+                note="; ".join(n for n in dict.fromkeys(notes) if n),
             )
         )
     if soldout:
@@ -338,6 +376,12 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--pgbench-users", type=int, default=100000, help="pgbench users (default 100000)")
     p.add_argument("--soldout-claims", type=int, default=1000, help="users in the sold-out check (0: skip)")
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help=f"paired rounds (API, then pgbench {BASELINE}) per level; tables show each and the median (default 1)",
+    )
+    p.add_argument(
         "--variants",
         default="tx,claim,full",
         help="pgbench scripts: tx, claim, full, comma-separated (default tx,claim,full)",
@@ -351,6 +395,8 @@ def parse_args(argv: list[str] | None = None):
     if any(v not in SCRIPTS for v in args.variants):
         p.error(f"--variants: choose from {', '.join(SCRIPTS)}")
     check_db_name(p, args.db)
+    if args.rounds < 1:
+        p.error("--rounds must be >= 1")
     find_wrk(p, args)
     return args
 
@@ -365,8 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     budget = ExtraTime(args.extra_time)
     level_cost = args.duration + args.warmup + 3
-    api: dict[int, LevelResult] = {}
-    pgb: dict[str, dict[int, PgbenchResult]] = {v: {} for v in args.variants} if not args.skip_pgbench else {}
+    pairs: list[Pair] = []
+    measure_baseline = not args.skip_pgbench and BASELINE in args.variants
+    extra: dict[str, dict[int, PgbenchResult]] = (
+        {} if args.skip_pgbench else {v: {} for v in args.variants if v != BASELINE}
+    )
     soldout: dict = {}
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     try:
@@ -375,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         migrate(args.python, env, args.app_dir)
         seed(args.db, api_users=args.api_users, pgbench_users=args.pgbench_users, soldout_claims=args.soldout_claims)
         warn_other_db_activity(args.db)
+        api_level = None
         if not args.skip_api:
             lo, hi = API_UID_BASE + 1, API_UID_BASE + args.api_users
             pool = UserPool(mint_tokens(args.python, env, lo=lo, hi=hi, tmp=tmp, app_dir=args.app_dir))
@@ -382,46 +432,57 @@ def main(argv: list[str] | None = None) -> int:
             pool.write(tokens_file)
             port = free_port()
             server = start_api_server(args, env, port=port)
-            pid = server.pid
+            api_level = partial(
+                run_api_level, args, port=port, server_pid=server.pid, pool=pool, tokens_file=tokens_file, budget=budget
+            )
+        for c in args.clients:
+            for round_no in range(1, args.rounds + 1):
+                pair = Pair(clients=c, round=round_no)
+                label = f"c={c} round {round_no}"
+                if api_level:
+                    measure = partial(api_level, clients=c)
+                    pair.api = best_of(measure, args=args, budget=budget, level_cost=level_cost, label=f"API {label}")
+                if measure_baseline:  # right after its API run; gunicorn stays up, idle
+                    measure = partial(
+                        run_pgbench_level, args, pgbench, variant=BASELINE, clients=c, tmp=tmp, budget=budget
+                    )
+                    pair.pgb = best_of(
+                        measure, args=args, budget=budget, level_cost=level_cost, label=f"pgbench {label}"
+                    )
+                pairs.append(pair)
+        if api_level and args.soldout_claims:
+            lo = SOLDOUT_UID_BASE + 1
+            tokens = mint_tokens(
+                args.python, env, lo=lo, hi=lo + args.soldout_claims - 1, tmp=tmp, app_dir=args.app_dir
+            )
+            soldout = soldout_check(args, port=port, tokens=tokens)
+        stop_process(server)
+        server = None
+        for v in extra:
             for c in args.clients:
-                api[c] = best_of(
-                    lambda c=c: run_api_level(
-                        args, port=port, server_pid=pid, pool=pool, tokens_file=tokens_file, clients=c, budget=budget
-                    ),
-                    args=args,
-                    budget=budget,
-                    level_cost=level_cost,
-                    label=f"API c={c}",
+                measure = partial(run_pgbench_level, args, pgbench, variant=v, clients=c, tmp=tmp, budget=budget)
+                extra[v][c] = best_of(
+                    measure, args=args, budget=budget, level_cost=level_cost, label=f"pgbench {v} c={c}"
                 )
-            if args.soldout_claims:
-                lo = SOLDOUT_UID_BASE + 1
-                tokens = mint_tokens(
-                    args.python, env, lo=lo, hi=lo + args.soldout_claims - 1, tmp=tmp, app_dir=args.app_dir
-                )
-                soldout = soldout_check(args, port=port, tokens=tokens)
-            stop_process(server)
-            server = None
-        for v in pgb:
-            for c in args.clients:
-                pgb[v][c] = best_of(
-                    lambda v=v, c=c: run_pgbench_level(args, pgbench, variant=v, clients=c, tmp=tmp, budget=budget),
-                    args=args,
-                    budget=budget,
-                    level_cost=level_cost,
-                    label=f"pgbench {v} c={c}",
-                )
-        print_report(args, api, pgb, soldout)
+        print_report(args, pairs, extra, soldout)
+        apis = [p.api for p in pairs if p.api]
+        pgbs = [p.pgb for p in pairs if p.pgb] + [r for rs in extra.values() for r in rs.values()]
         write_results(
             args,
             "coupon",
-            summary_rows(args, api, pgb, soldout),
+            summary_rows(args, pairs, extra, soldout),
             started=started,
-            api=[r.as_dict() | {"verified": r.verified, "activity": r.activity} for r in api.values()],
-            pgbench={v: [vars(p) for p in ps.values()] for v, ps in pgb.items()},
+            api=[
+                r.as_dict() | {"round": p.round, "verified": r.verified, "activity": r.activity}
+                for p in pairs
+                if (r := p.api)
+            ],
+            pgbench={BASELINE: [vars(p.pgb) | {"round": p.round} for p in pairs if p.pgb]}
+            | {v: [vars(r) for r in rs.values()] for v, rs in extra.items()},
             soldout=soldout,
         )
-        bad = any(not r.verified or r.errors or r.exhausted for r in api.values()) or any(
-            not p.verified or p.exhausted for ps in pgb.values() for p in ps.values()
+        bad = any(not r.verified or r.errors or r.exhausted for r in apis) or any(
+            not p.verified or p.exhausted for p in pgbs
         )
         return 1 if bad or (soldout and not soldout["ok"]) else 0
     finally:

@@ -15,7 +15,7 @@ from billing import claim_sql, ledger
 from billing.errors import BillingErrorCode
 from billing.ledger import PointsMove
 from billing.models import PaymentNotification, PointsAccount, PointsEntry, UserCoupon
-from core.db import MAX_ROW_ID, alone_or_in_savepoint, broke_constraint
+from core.db import MAX_ROW_ID, alone_or_in_savepoint, broke_constraint, prepared_cursor
 from core.errors import DomainError
 from core.models import User
 
@@ -27,7 +27,7 @@ def claim_coupon(*, user: User, coupon_id: int) -> UserCoupon:
         raise coupon_not_found(coupon_id)
     params = claim_sql.claim_params(user_id=user.pk, coupon_id=coupon_id, now=timezone.now())
     try:
-        with alone_or_in_savepoint(), connection.cursor() as cursor:
+        with alone_or_in_savepoint(), prepared_cursor() as cursor:
             cursor.execute(claim_sql.CLAIM, params)
             user_coupon = claim_sql.claimed_user_coupon(cursor.fetchone())
     except IntegrityError as exc:

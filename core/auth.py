@@ -16,7 +16,7 @@ from django.db import connection
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from core.db import MAX_ROW_ID, field_names
+from core.db import MAX_ROW_ID, field_names, prepared_cursor
 from core.errors import CoreErrorCode, DomainError
 from core.models import User
 
@@ -77,7 +77,7 @@ def current_user(user_id: int, token_version: int) -> User | None:
     """The user, if still active and still on the token version the token was issued under."""
     if user_id > MAX_ROW_ID or not 0 <= token_version <= 2**31 - 1:
         return None
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(CURRENT_USER, [user_id, token_version])
         row = cursor.fetchone()
     return User.from_db(connection.alias, USER_FIELDS, row) if row else None

@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
 
 # The largest id a bigint primary key can hold: a larger one names no row (and Postgres would
@@ -18,6 +19,12 @@ def field_names(model: type[Model]) -> list[str]:
     """The model's columns in field order: what a hand-written SELECT lists and what
     `model.from_db` takes back, so the two cannot drift apart."""
     return [field.attname for field in model._meta.concrete_fields]
+
+
+def prepared_cursor() -> CursorWrapper:
+    """A cursor for a hot statement run again and again: Postgres keeps its plan
+    (core/postgresql/base.py)."""
+    return connection.prepared_cursor()
 
 
 def json_datetime(column: str) -> str:

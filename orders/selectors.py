@@ -4,13 +4,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from billing import selectors as billing_selectors
 from billing.models import UserCoupon
 from billing.services import check_coupon_applies, get_user_coupon
-from core.db import json_datetime
+from core.db import json_datetime, prepared_cursor
 from core.errors import DomainError
 from core.models import Enrollment, User
 from core.money import ZERO
@@ -41,7 +40,7 @@ def get_cart(*, user: User) -> dict[str, Any]:
     A course withdrawn from sale stays visible in the cart (so it can be removed) but does not
     count towards the selected total and cannot be checked out.
     """
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(CART, [user.pk])
         rows = cursor.fetchall()
     items = []

@@ -1,11 +1,16 @@
-"""The kept connection's health check (core/postgresql): a connection the server ended is
-replaced before the request uses it, and a healthy one is kept without a query sent on it."""
+"""The database backend (core/postgresql): the kept connection's health check (a connection the
+server ended is replaced before the request uses it, a healthy one is kept without a query sent on
+it) and the prepared cursor of the hot statements."""
 
 import select
 
 import psycopg
 import pytest
 from django.db import close_old_connections, connection
+
+from core.auth import current_user
+from core.db import prepared_cursor
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,14 +37,15 @@ def next_request_query() -> None:
 
 
 @pytest.fixture
-def kept_connection(settings):
+def kept_connection():
     """The test's connection as a request's kept one (CONN_MAX_AGE > 0, health checks on)."""
+    before = {name: connection.settings_dict[name] for name in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS")}
     connection.close()
     connection.settings_dict.update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
     connection.ensure_connection()
     yield connection
     connection.close()
-    connection.settings_dict.update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False)
+    connection.settings_dict.update(before)
 
 
 def test_a_connection_the_server_ended_is_replaced_before_the_next_request_uses_it(kept_connection):
@@ -80,3 +86,30 @@ def test_a_connection_left_in_a_transaction_is_not_kept(kept_connection):
     kept_connection.connection.execute("ROLLBACK")
     assert kept_connection.is_usable()
     assert backend_pid() == pid
+
+
+def prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_hot_statement_is_prepared_once_run_a_few_times_on_a_connection():
+    user = UserFactory()
+    for _ in range(6):
+        assert current_user(user.pk, user.token_version) == user
+
+    assert [s for s in prepared_statements() if "FROM core_user WHERE id = $1" in s]
+
+
+def test_djangos_own_cursor_prepares_nothing():
+    for _ in range(6):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s + 1 AS through_django", [1])
+        with prepared_cursor() as cursor:
+            cursor.execute("SELECT %s + 1 AS prepared", [1])
+            assert cursor.fetchone() == (2,)
+
+    statements = prepared_statements()
+    assert not [s for s in statements if "through_django" in s]
+    assert [s for s in statements if "AS prepared" in s]

@@ -1,0 +1,58 @@
+"""Paired rounds: the API run and its pgbench baseline right after it, the same minute, so the
+host's drift (BENCHMARKS.md "How figures are taken") hits both alike; a level's figure is the
+median of its rounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .load import LevelResult
+from .pgbench import PgbenchResult
+from .summary import fmt
+
+
+@dataclass
+class Pair:
+    """One round of one level: the API run and the pgbench run right after it."""
+
+    clients: int
+    round: int
+    api: LevelResult | None = None
+    pgb: PgbenchResult | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.api and self.pgb and self.pgb.tps:
+            return self.api.rate / self.pgb.tps
+        return None
+
+
+def median(values: list[float]) -> float:
+    values = sorted(v for v in values if v == v)
+    if not values:
+        return float("nan")
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def by_level(pairs: list[Pair]) -> dict[int, list[Pair]]:
+    levels: dict[int, list[Pair]] = {}
+    for pair in pairs:
+        levels.setdefault(pair.clients, []).append(pair)
+    return levels
+
+
+def level_verdict(rounds: list[Pair], *, min_ratio: float, max_p99_ms: float) -> str:
+    """A level's targets: the median ratio of its rounds, and every round's p99."""
+    ratios = [p.ratio for p in rounds if p.ratio is not None]
+    p99s = [p.api.p99 for p in rounds if p.api]
+    if not ratios or not p99s:
+        return ""
+    ratio, worst = median(ratios), max(p99s)
+    each = ", ".join(f"{r * 100:.0f}%" for r in ratios)
+    return (
+        f"API >= {min_ratio * 100:.0f}% of SQL-only -> median {ratio * 100:.0f}% of {len(ratios)} paired round(s) "
+        f"({each}; {sum(r >= min_ratio for r in ratios)} at or above {min_ratio * 100:.0f}%) "
+        f"({'met' if ratio >= min_ratio else 'MISSED'}); "
+        f"p99 < {max_p99_ms:.0f} ms -> worst round {fmt(worst)} ms ({'met' if worst < max_p99_ms else 'MISSED'})"
+    )
