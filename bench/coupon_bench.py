@@ -122,6 +122,20 @@ def issued(db: str, coupon: int) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def settled_issued(db: str, coupon: int, *, timeout: float = 10.0) -> tuple[int, int]:
+    """issued(), once two reads 0.2 s apart agree: wrk stops with requests in flight, which the
+    server still completes; the checks, and the next level's restore, must come after them."""
+    last = issued(db, coupon)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = issued(db, coupon)
+        if now == last:
+            break
+        last = now
+    return last
+
+
 def claim_requests(pool: UserPool, coupon: int):
     path = f"/api/v1/coupons/{coupon}/claim"
 
@@ -164,7 +178,7 @@ def run_api_level(
     warm, res = drive_claims(
         args, port=port, server_pid=server_pid, pool=pool, tokens_file=tokens_file, clients=clients
     )
-    count, rows = issued(args.db, HOT_COUPON)
+    count, rows = settled_issued(args.db, HOT_COUPON)
     answered, unanswered = warm.ok + res.ok, warm.unanswered + res.unanswered
     res.verified = count == rows and answered <= count <= answered + unanswered and not warm.errors
     res.verify_text = f"issued_count {count}, rows {rows}, 201s {answered} (warm-up {warm.ok})"
