@@ -56,10 +56,10 @@ from common.cpu import CpuSampler, ExtraTime, best_of, cpu_per_op, noisy, wait_f
 from common.db import check_db_name, keep_or_drop, psql, recreate_database, warn_other_db_activity
 from common.load import LevelResult, UserPool, drive
 from common.log import log
-from common.pairs import Pair, by_level, level_verdict, median
+from common.pairs import Pair, by_level, level_verdict, median, round_rows
 from common.pgbench import PgbenchResult, database_tools, run_pgbench
 from common.server import add_server_args, free_port, server_layout, start_api_server, stop_process
-from common.summary import fmt, pct, summary_row, write_results
+from common.summary import fmt, summary_row, write_results
 from common.wrk import PoolRequest, add_client_arg, drive_wrk, find_wrk
 
 PGBENCH_SCRIPT = BENCH_DIR / "checkout.pgbench.sql"
@@ -269,6 +269,12 @@ def run_checkout_pgbench(
 # --------------------------------------------------------------------------------------------
 
 
+def flagged(args, run) -> str:
+    """ "*" on a run someone else's load disturbed, or that ran out of users or failed."""
+    failed = run.exhausted or getattr(run, "errors", None) or getattr(run, "failed", 0)
+    return "*" if failed or noisy(run.cpu, args.max_other_load) else ""
+
+
 def print_report(args, items: int, pairs: list[Pair], setup: str) -> list[str]:
     """Prints the tables of one items count; returns the notes (flags) for the summary."""
     lines = [f"Checkout benchmark: {items} item(s) per order, {args.duration}s per level, {setup}", ""]
@@ -277,24 +283,7 @@ def print_report(args, items: int, pairs: list[Pair], setup: str) -> list[str]:
         "| API/pgbench |"
     )
     lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for c, rounds in sorted(by_level(pairs).items()):
-        for pair in rounds:
-            a, p = pair.api, pair.pgb
-            flag_a = "*" if a and (a.exhausted or a.errors or noisy(a.cpu, args.max_other_load)) else ""
-            flag_p = "*" if p and (p.exhausted or p.failed or noisy(p.cpu, args.max_other_load)) else ""
-            lines.append(
-                f"| {c} | {pair.round} | {fmt(a.rate) if a else 'n/a'}{flag_a} | {fmt(a.p50) if a else 'n/a'} "
-                f"| {fmt(a.p99) if a else 'n/a'} | {fmt(p.tps) if p else 'n/a'}{flag_p} "
-                f"| {fmt(p.p50_ms, 2) if p else 'n/a'} | {fmt(p.p99_ms, 2) if p else 'n/a'} | {pct(pair.ratio)} |"
-            )
-        if len(rounds) > 1:
-            ratios = [r.ratio for r in rounds if r.ratio is not None]
-            lines.append(
-                f"| {c} | median | {fmt(median([r.api.rate for r in rounds if r.api]))} | "
-                f"| {fmt(median([r.api.p99 for r in rounds if r.api]))} "
-                f"| {fmt(median([r.pgb.tps for r in rounds if r.pgb]))} | | "
-                f"| {pct(median(ratios)) if ratios else 'n/a'} |"
-            )
+    lines += round_rows(pairs, flag=lambda run: flagged(args, run))
     lines.append("")
     lines.append("CPU per order in ms (from /proc): server = gunicorn, pg = backends of the bench database,")
     lines.append(f"pg aux = WAL writer/checkpointer/etc., client = load generator ({args.client} for the API,")

@@ -47,7 +47,7 @@ from common.cpu import CpuSampler, ExtraTime, PgActivitySampler, best_of, cpu_pe
 from common.db import check_db_name, keep_or_drop, psql, recreate_database, warn_other_db_activity
 from common.load import LevelResult, UserPool, drive
 from common.log import log
-from common.pairs import Pair, by_level, level_verdict, median
+from common.pairs import Pair, by_level, level_verdict, median, round_rows
 from common.pgbench import PgbenchResult, database_tools, run_pgbench
 from common.server import add_server_args, free_port, server_layout, start_api_server, stop_process
 from common.summary import fmt, pct, summary_row, write_results
@@ -262,23 +262,7 @@ def print_report(args, pairs: list[Pair], extra: dict[str, dict[int, PgbenchResu
         f"| API/{BASELINE} |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for c, rounds in by_level(pairs).items():
-        for pair in rounds:
-            a, p = pair.api, pair.pgb
-            lines.append(
-                f"| {c} | {pair.round} | {fmt(a.rate) + flagged(args, a) if a else 'n/a'} "
-                f"| {fmt(a.p50) if a else 'n/a'} | {fmt(a.p99) if a else 'n/a'} "
-                f"| {fmt(p.tps) + flagged(args, p) if p else 'n/a'} | {fmt(p.p50_ms, 2) if p else 'n/a'} "
-                f"| {fmt(p.p99_ms, 2) if p else 'n/a'} | {pct(pair.ratio) if pair.ratio else 'n/a'} |"
-            )
-        if len(rounds) > 1:
-            ratios = [r.ratio for r in rounds if r.ratio is not None]
-            lines.append(
-                f"| {c} | median | {fmt(median([r.api.rate for r in rounds if r.api]))} | "
-                f"| {fmt(median([r.api.p99 for r in rounds if r.api]))} "
-                f"| {fmt(median([r.pgb.tps for r in rounds if r.pgb]))} | | "
-                f"| {pct(median(ratios)) if ratios else 'n/a'} |"
-            )
+    lines += round_rows(pairs, flag=lambda run: flagged(args, run))
     verdict = level_verdict(by_level(pairs).get(8, []), **TARGETS)
     if verdict:
         lines += ["", f"Targets at 8 clients: {verdict}"]

@@ -4,11 +4,12 @@ median of its rounds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .load import LevelResult
 from .pgbench import PgbenchResult
-from .summary import fmt
+from .summary import fmt, pct
 
 
 @dataclass
@@ -56,3 +57,27 @@ def level_verdict(rounds: list[Pair], *, min_ratio: float, max_p99_ms: float) ->
         f"({'met' if ratio >= min_ratio else 'MISSED'}); "
         f"p99 < {max_p99_ms:.0f} ms -> worst round {fmt(worst)} ms ({'met' if worst < max_p99_ms else 'MISSED'})"
     )
+
+
+def round_rows(pairs: list[Pair], *, flag: Callable[[LevelResult | PgbenchResult], str]) -> list[str]:
+    """The rows of a paired-rounds table (clients, round, API rate, p50, p99, pgbench tps, p50, p99,
+    API/pgbench): one per round, and per level of several rounds one of their medians. `flag(run)`
+    marks a run's figure ("*": disturbed, or a check failed)."""
+    lines = []
+    for c, rounds in by_level(pairs).items():
+        for pair in rounds:
+            a, p = pair.api, pair.pgb
+            lines.append(
+                f"| {c} | {pair.round} | {fmt(a.rate) + flag(a) if a else 'n/a'} | {fmt(a.p50) if a else 'n/a'} "
+                f"| {fmt(a.p99) if a else 'n/a'} | {fmt(p.tps) + flag(p) if p else 'n/a'} "
+                f"| {fmt(p.p50_ms, 2) if p else 'n/a'} | {fmt(p.p99_ms, 2) if p else 'n/a'} | {pct(pair.ratio)} |"
+            )
+        if len(rounds) > 1:
+            ratios = [r.ratio for r in rounds if r.ratio is not None]
+            lines.append(
+                f"| {c} | median | {fmt(median([r.api.rate for r in rounds if r.api]))} | "
+                f"| {fmt(median([r.api.p99 for r in rounds if r.api]))} "
+                f"| {fmt(median([r.pgb.tps for r in rounds if r.pgb]))} | | "
+                f"| {pct(median(ratios)) if ratios else 'n/a'} |"
+            )
+    return lines
