@@ -47,6 +47,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,h
 INSTALLED_APPS = [
     # The admin with a throttled login form (core/admin_site.py).
     "core.apps.ShopAdminConfig",
+    # Before django.contrib.auth: its createsuperuser (core/management/commands) takes the name.
+    "core",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -56,7 +58,6 @@ INSTALLED_APPS = [
     "corsheaders",
     "ninja",
     "django_dramatiq",
-    "core",
     "billing",
     "orders",
     "workers",

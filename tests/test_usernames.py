@@ -1,6 +1,9 @@
 """Usernames are unique after NFKC and case-folding, backed by a unique index on that form."""
 
+from io import StringIO
+
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
@@ -61,6 +64,17 @@ def test_the_admin_refuses_a_lookalike_instead_of_failing():
     assert response.status_code == 200  # the form again, not a redirect and not a 500
     assert "looks the same" in response.content.decode()
     assert User.objects.count() == 2
+
+
+def test_createsuperuser_refuses_a_lookalike_instead_of_failing(monkeypatch):
+    UserFactory(username="strasse-boss")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+    with pytest.raises(CommandError, match="looks the same"):
+        call_command("createsuperuser", "--noinput", username="STRAẞE-boss", email="")
+    assert User.objects.count() == 1
+
+    call_command("createsuperuser", "--noinput", username="another-boss", email="", stdout=StringIO())
+    assert User.objects.get(username="another-boss").is_superuser
 
 
 @pytest.mark.django_db(transaction=True)
