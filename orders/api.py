@@ -134,14 +134,29 @@ def pay_order(request: HttpRequest, order_no: OrderNo, payload: PayIn | None = N
 
 
 @orders_router.post(
-    "/{order_no}/refunds", response={201: RefundOut, 404: OrderErrorOut, 409: OrderErrorOut, 422: OrderErrorOut}
+    "/{order_no}/refunds",
+    response={201: RefundOut, 400: OrderErrorOut, 404: OrderErrorOut, 409: OrderErrorOut, 422: OrderErrorOut},
 )
-def request_refund(request: HttpRequest, order_no: OrderNo, payload: RefundRequestIn):
+def request_refund(
+    request: HttpRequest,
+    response: HttpResponse,
+    order_no: OrderNo,
+    payload: RefundRequestIn,
+    idempotency_key: str | None = Header(
+        None, alias="Idempotency-Key", description="optional: the same request sent again answers the same refund"
+    ),
+):
     """Asks for the money of some lines of a paid order back, within the refund window."""
-    refund = services.request_refund(
-        user=request.auth, order_no=order_no, order_line_ids=payload.order_line_ids, reason=payload.reason
+    asked = services.request_refund(
+        user=request.auth,
+        order_no=order_no,
+        order_line_ids=payload.order_line_ids,
+        reason=payload.reason,
+        idempotency_key=idempotency_key,
     )
-    return Status(201, selectors.get_user_refund(user=request.auth, refund_id=refund.pk))
+    if asked.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return Status(201, selectors.get_user_refund(user=request.auth, refund_id=asked.refund.pk))
 
 
 me_router = Router(tags=["me"], auth=jwt_auth)

@@ -199,6 +199,9 @@ class Refund(models.Model):
     request_no = models.CharField(max_length=64, unique=True)
     amount = models.DecimalField(max_digits=10, decimal_places=2)
     reason = models.CharField(max_length=200, blank=True)
+    # The buyer's Idempotency-Key, when the request carried one: the same request sent again (an
+    # answer lost on a phone's network) is answered with this refund instead of a 409.
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.REQUESTED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     # Who approved or rejected it; none when it was approved automatically (REFUND_AUTO_APPROVE).
@@ -233,6 +236,11 @@ class Refund(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(status="requested") | Q(decided_at__isnull=False), name="refund_decided_when_past_requested"
+            ),
+            models.UniqueConstraint(
+                fields=["order", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="refund_unique_order_idempotency_key",
             ),
         ]
         indexes = [models.Index(fields=["status", "updated_at"], name="refund_status_updated_idx")]

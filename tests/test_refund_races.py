@@ -67,8 +67,8 @@ def test_decisions_requests_and_the_operators_refund_at_once_never_pass_pay_amou
         user = UserFactory()
         order = paid_order(user, key=f"round-{round_no}")
         first, second, third = line_ids(order.order_no)
-        one = services.request_refund(user=user, order_no=order.order_no, order_line_ids=[first])
-        two = services.request_refund(user=user, order_no=order.order_no, order_line_ids=[second, third])
+        one = services.request_refund(user=user, order_no=order.order_no, order_line_ids=[first]).refund
+        two = services.request_refund(user=user, order_no=order.order_no, order_line_ids=[second, third]).refund
 
         def attempt(job):
             try:

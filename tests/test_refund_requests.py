@@ -265,7 +265,7 @@ def test_operator_refund_approves_every_line_not_refunded_yet(user, staff, appro
 def test_the_database_refuses_refunds_above_pay_amount_and_a_line_in_two_refunds(user):
     order = paid_order(user)
     first, _ = line_ids(order.order_no)
-    refund = services.request_refund(user=user, order_no=order.order_no, order_line_ids=[first])
+    refund = services.request_refund(user=user, order_no=order.order_no, order_line_ids=[first]).refund
     extra = {"order": order, "requested_by": user, "status": "requested"}
     with pytest.raises(IntegrityError) as error, transaction.atomic():
         Refund.objects.create(request_no="x-1", amount=order.pay_amount - refund.amount + Decimal("0.01"), **extra)
@@ -285,7 +285,7 @@ def test_the_database_refuses_refunds_above_pay_amount_and_a_line_in_two_refunds
 def test_only_staff_decide_and_decisions_need_the_right_status(user, staff):
     operator, _ = staff
     order = paid_order(user)
-    refund = services.request_refund(user=user, order_no=order.order_no, order_line_ids=line_ids(order.order_no))
+    refund = services.request_refund(user=user, order_no=order.order_no, order_line_ids=line_ids(order.order_no)).refund
     with pytest.raises(DomainError) as error:
         services.retry_refund(refund_id=refund.pk, decided_by=operator)
     assert error.value.code == "refund_not_decidable"

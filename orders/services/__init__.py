@@ -14,6 +14,7 @@ from orders.services.payment import (
 )
 from orders.services.refund_execution import RefundPending, apply_refund_outcome, send_refund
 from orders.services.refunds import (
+    RefundRequest,
     approve_refund,
     refund_every_line,
     reject_refund,
@@ -38,6 +39,7 @@ __all__ = [
     "refund_stray_payment",
     "settle_payment",
     "RefundPending",
+    "RefundRequest",
     "apply_refund_outcome",
     "approve_refund",
     "refund_every_line",

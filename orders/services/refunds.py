@@ -10,6 +10,7 @@ once the lock is held. The database refuses a line in two live refunds
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -23,6 +24,7 @@ from orders.errors import OrderErrorCode
 from orders.models import Order, PaymentAttempt, Refund, RefundLine
 from orders.pricing import split_order
 from orders.selectors import refundable_until
+from orders.services.checkout import check_idempotency_key
 from orders.services.refund_execution import succeed_refund
 from orders.services.settlement import lock_order
 
@@ -30,11 +32,34 @@ REFUNDABLE = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
 AUTO_APPROVED = "approved automatically inside the refund window (REFUND_AUTO_APPROVE)"
 
 
-def request_refund(*, user: User, order_no: str, order_line_ids: Iterable[int], reason: str = "") -> Refund:
+@dataclass(frozen=True)
+class RefundRequest:
+    refund: Refund
+    replayed: bool  # the same request had been made with the same Idempotency-Key
+
+
+def request_refund(
+    *,
+    user: User,
+    order_no: str,
+    order_line_ids: Iterable[int],
+    reason: str = "",
+    idempotency_key: str | None = None,
+) -> RefundRequest:
     """The buyer asks for the money of some lines of their paid order back, within the refund
-    window: a `requested` refund, approved at once with REFUND_AUTO_APPROVE."""
+    window: a `requested` refund, approved at once with REFUND_AUTO_APPROVE.
+
+    With an Idempotency-Key (optional; blank is none), the same request sent again is answered with the refund
+    it made, whatever became of the order since (refunded, window closed); the key with other
+    lines or another reason is `idempotency_key_reused`. The order's lock orders the two."""
+    key = check_idempotency_key(idempotency_key) if (idempotency_key or "").strip() else None
+    line_ids = set(order_line_ids)
     with transaction.atomic():
         order = lock_order(order_no=order_no, user=user)
+        if key is not None:
+            earlier = order.refunds.filter(idempotency_key=key).first()
+            if earlier is not None:
+                return RefundRequest(refund=_replayed(earlier, line_ids=line_ids, reason=reason), replayed=True)
         _check_refundable(order)
         until = refundable_until(order)
         if until is None or timezone.now() >= until:
@@ -43,9 +68,22 @@ def request_refund(*, user: User, order_no: str, order_line_ids: Iterable[int], 
                 f"Refunds of order {order_no} could be asked for until {until:%Y-%m-%d %H:%M} UTC.",
                 details={"refundable_until": until.isoformat() if until else None},
             )
-        refund = _create_refund(order=order, line_ids=set(order_line_ids), requested_by=user, reason=reason)
+        refund = _create_refund(
+            order=order, line_ids=line_ids, requested_by=user, reason=reason, idempotency_key=key or ""
+        )
         if settings.REFUND_AUTO_APPROVE:
             _approve(refund, order=order, decided_by=None, note=AUTO_APPROVED)
+    return RefundRequest(refund=refund, replayed=False)
+
+
+def _replayed(refund: Refund, *, line_ids: set[int], reason: str) -> Refund:
+    asked_before = set(refund.lines.values_list("order_line_id", flat=True))
+    if asked_before != line_ids or refund.reason != reason[:200]:
+        raise DomainError(
+            OrderErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "This Idempotency-Key was used for another refund request; use a new key for a new request.",
+            details={"refund_id": refund.pk},
+        )
     return refund
 
 
@@ -133,7 +171,9 @@ def _check_status(refund: Refund, *allowed: str) -> None:
         )
 
 
-def _create_refund(*, order: Order, line_ids: set[int], requested_by: User, reason: str) -> Refund:
+def _create_refund(
+    *, order: Order, line_ids: set[int], requested_by: User, reason: str, idempotency_key: str = ""
+) -> Refund:
     lines = list(order.lines.order_by("id"))
     unknown = sorted(line_ids - {line.pk for line in lines})
     if unknown or not line_ids:
@@ -174,6 +214,7 @@ def _create_refund(*, order: Order, line_ids: set[int], requested_by: User, reas
         request_no=f"{order.order_no}-r{number}",
         amount=amount,
         reason=reason[:200],
+        idempotency_key=idempotency_key,
         requested_by=requested_by,
     )
     RefundLine.objects.bulk_create(

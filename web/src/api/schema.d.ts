@@ -2220,7 +2220,10 @@ export interface operations {
     orders_api_request_refund: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description optional: the same request sent again answers the same refund */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 order_no: string;
             };
@@ -2239,6 +2242,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RefundOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderErrorOut"];
                 };
             };
             /** @description No bearer access token, or an invalid or expired one (`not_authenticated`, `invalid_token`). */

@@ -45,10 +45,29 @@ export function enrolmentRefundable(
   );
 }
 
-export function requestRefund(api: ApiClient, orderNo: string, orderLineIds: number[], reason: string): Promise<Refund> {
+/**
+ * The Idempotency-Key of a refund request: the same lines and reason sent again (after an answer
+ * that never came) carry the same key, so the server answers with the refund it made instead of
+ * refusing the lines as taken; another request gets a new key. `done()` after an answer.
+ */
+export function refundRequestKeys(newKey: () => string = () => crypto.randomUUID()) {
+  let last: { request: string; key: string } | null = null;
+  return {
+    keyFor(orderLineIds: number[], reason: string): string {
+      const request = JSON.stringify([[...orderLineIds].sort((a, b) => a - b), reason.trim()]);
+      if (last?.request !== request) last = { request, key: newKey() };
+      return last.key;
+    },
+    done() {
+      last = null;
+    },
+  };
+}
+
+export function requestRefund(api: ApiClient, orderNo: string, orderLineIds: number[], reason: string, key: string): Promise<Refund> {
   return call(
     api.POST("/api/v1/orders/{order_no}/refunds", {
-      params: { path: { order_no: orderNo } },
+      params: { path: { order_no: orderNo }, header: { "Idempotency-Key": key } },
       body: { order_line_ids: orderLineIds, reason: reason.trim() },
     }),
   );

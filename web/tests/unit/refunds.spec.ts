@@ -3,7 +3,7 @@ import { ApiError } from "@/api/client";
 import { setLocale } from "@/i18n";
 import { errorText } from "@/i18n/errors";
 import { createOwnership } from "@/stores/ownership";
-import { enrolmentRefundable, refundableLines, refundsInFlight, refundWindow } from "@/stores/refunds";
+import { enrolmentRefundable, refundableLines, refundRequestKeys, refundsInFlight, refundWindow } from "@/stores/refunds";
 import MyCoursesView from "@/views/MyCoursesView.vue";
 import OrderDetailView from "@/views/OrderDetailView.vue";
 import { orderLine, paidOrder, refund } from "./fixtures";
@@ -95,6 +95,19 @@ describe("refusals, told in the buyer's language", () => {
   });
 });
 
+describe("a refund request's Idempotency-Key", () => {
+  test("the same lines and reason keep their key until answered; another request gets a new one", () => {
+    let made = 0;
+    const keys = refundRequestKeys(() => `key-${++made}`);
+    expect(keys.keyFor([12, 11], "Not for me")).toBe("key-1");
+    expect(keys.keyFor([11, 12], " Not for me ")).toBe("key-1");
+    expect(keys.keyFor([11], "Not for me")).toBe("key-2");
+    expect(keys.keyFor([11], "")).toBe("key-3");
+    keys.done();
+    expect(keys.keyFor([11], "")).toBe("key-4");
+  });
+});
+
 describe("refunds on the order page", () => {
   test("ticks a line, asks with a reason after confirming, and follows the refund to its outcome", async () => {
     const approved = refund(5, [12], "299.00", { status: "approved", reason: "Not for me" });
@@ -172,6 +185,31 @@ describe("refunds on the order page", () => {
     expect(backend.calls("GET", `/api/v1/orders/${NO}`)).toHaveLength(2);
     expect(wrapper.find('[data-test="refund-form"]').exists()).toBe(false);
     expect(wrapper.get('[data-test="refund-window"]').attributes("data-window")).toBe("closed");
+  });
+
+  test("sent again after a lost answer, the same request carries the same Idempotency-Key", async () => {
+    const approved = refund(5, [11], "199.00", { status: "approved" });
+    const backend = fakeBackend()
+      .on("GET", `/api/v1/orders/${NO}`, () => json(200, paidOrder()))
+      .on("POST", `/api/v1/orders/${NO}/refunds`, () => Promise.reject(new TypeError("Failed to fetch")))
+      .on("GET", `/api/v1/orders/${NO}`, () => Promise.reject(new TypeError("Failed to fetch")))
+      .on("POST", `/api/v1/orders/${NO}/refunds`, () => json(201, approved, { "Idempotent-Replayed": "true" }))
+      .on("GET", `/api/v1/orders/${NO}`, () =>
+        json(200, paidOrder({ lines: [orderLine(11, 1, "199.00", { refund_status: "approved" }), orderLine(12, 2, "299.00")], refunds: [approved] })),
+      );
+    const { wrapper } = await mountPage(OrderDetailView, testShop(backend), `/orders/${NO}?refund=11`);
+    for (const sent of [1, 2]) {
+      await wrapper.get('[data-test="refund-form"]').trigger("submit");
+      await confirmDialog("“Course 1”");
+      await vi.waitFor(() => expect(backend.calls("POST", `/api/v1/orders/${NO}/refunds`)).toHaveLength(sent));
+      await settle();
+      document.querySelectorAll(".el-overlay").forEach((overlay) => overlay.remove()); // the closed dialog
+    }
+    const keys = backend.calls("POST", `/api/v1/orders/${NO}/refunds`).map((r) => r.headers.get("Idempotency-Key"));
+    expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(keys[1]).toBe(keys[0]);
+    await settle();
+    expect(wrapper.get('[data-test="refund-5"]').attributes("data-status")).toBe("approved");
   });
 
   test("an unpaid order offers no refund", async () => {
