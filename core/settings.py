@@ -113,10 +113,10 @@ DATABASES["default"]["ENGINE"] = "core.postgresql"
 # No lock wait lasts forever: a duplicate checkout answers 409 after this instead of hanging
 # (orders/services/checkout.py), and a stuck row never piles up workers.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
-# psycopg prepares a statement at its 5th run on a connection, only on core.db.prepared_cursor (the
-# hot statements; Django's own cursor binds on the client and never prepares). Django turns
+# psycopg prepares a statement at its first run on a connection, only on core.db.prepared_cursor
+# (the hot statements; Django's own cursor binds on the client and never prepares). Django turns
 # prepared statements off unless asked, for connection poolers: PgBouncer needs 1.21+ for them.
-DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CACHES = {

@@ -6,10 +6,11 @@ import select
 
 import psycopg
 import pytest
-from django.db import close_old_connections, connection
+from django.db import NotSupportedError, close_old_connections, connection, transaction
 
 from core.auth import current_user
 from core.db import prepared_cursor
+from tests.conftest import ApiClient
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,10 +95,9 @@ def prepared_statements() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def test_a_hot_statement_is_prepared_once_run_a_few_times_on_a_connection():
+def test_a_hot_statement_is_prepared_on_its_first_run_on_a_connection():
     user = UserFactory()
-    for _ in range(6):
-        assert current_user(user.pk, user.token_version) == user
+    assert current_user(user.pk, user.token_version) == user
 
     assert [s for s in prepared_statements() if "FROM core_user WHERE id = $1" in s]
 
@@ -113,3 +113,39 @@ def test_djangos_own_cursor_prepares_nothing():
     statements = prepared_statements()
     assert not [s for s in statements if "through_django" in s]
     assert [s for s in statements if "AS prepared" in s]
+
+
+@pytest.fixture
+def user_column_widened_elsewhere():
+    """What a deploy's migration does from another process while the web workers keep their
+    connections: a column the token's user read returns changes type."""
+
+    def widen() -> None:
+        with other_connection() as admin:
+            admin.execute("ALTER TABLE core_user ALTER COLUMN first_name TYPE varchar(151)")
+
+    yield widen
+    connection.close()
+    with other_connection() as admin:
+        admin.execute("ALTER TABLE core_user ALTER COLUMN first_name TYPE varchar(150)")
+
+
+def test_a_migration_elsewhere_does_not_break_the_prepared_statements(user_column_widened_elsewhere):
+    api = ApiClient(UserFactory())
+    assert api.get("/cart").status_code == 200  # the token's user read, prepared
+
+    user_column_widened_elsewhere()
+
+    # Postgres refuses the old plan ("cached plan must not change result type"): replanned.
+    assert [api.get("/cart").status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_inside_a_transaction_the_refused_plan_is_dropped_by_the_rollback(user_column_widened_elsewhere):
+    user = UserFactory()
+    assert current_user(user.pk, user.token_version) == user
+    user_column_widened_elsewhere()
+
+    with pytest.raises(NotSupportedError), transaction.atomic():
+        current_user(user.pk, user.token_version)
+
+    assert current_user(user.pk, user.token_version) == user

@@ -7,29 +7,50 @@ cost (BENCHMARKS.md, issue 19). Between requests a connection is idle and the se
 on it, unless it is ending it: a restart, pg_terminate_backend or a crash leaves an error message
 or the end of the stream in the socket. So the socket having anything to read (or the connection
 known broken, or in a transaction no atomic block opened) is what makes it unusable here; Django
-then closes it and the request opens a new one, as with its own check. A connection cut without a word from the server
-(a silent network drop) is no better caught by `SELECT 1`, which would wait on it too.
+then closes it and the request opens a new one, as with its own check. A connection cut without
+a word from the server (a silent network drop) is no better caught by `SELECT 1`, which would
+wait on it too.
 """
 
 import select
+from typing import Any
 
 from django.db.backends.postgresql import base
 from django.db.backends.utils import CursorWrapper
-from psycopg import pq
+from psycopg import errors, pq
+
+
+class PreparingCursor(base.ServerBindingCursor):
+    """Binds the parameters on the server, so psycopg prepares the statement (at its first run on
+    a connection: `prepare_threshold` 0). A migration that changes a column a prepared statement
+    returns makes Postgres refuse the statement on every connection that prepared it ("cached plan
+    must not change result type"): outside a transaction, the plans are dropped and the statement
+    sent again; inside one, the error stands, and the rollback that follows drops them (psycopg
+    sends DEALLOCATE ALL after a ROLLBACK)."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        try:
+            return super().execute(query, params, **kwargs)
+        except errors.FeatureNotSupported as exc:
+            if exc.diag.message_primary != "cached plan must not change result type":
+                raise
+            if self.connection.info.transaction_status != pq.TransactionStatus.IDLE:
+                raise
+            self.connection.execute("DEALLOCATE ALL")  # on the server, and psycopg forgets its names
+            return super().execute(query, params, **kwargs)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def prepared_cursor(self) -> CursorWrapper:
-        """Django's cursor (health check, error wrapping, query logging) over one that binds the
-        parameters on the server, for the hot paths' hand-written statements: psycopg prepares a
-        statement at its `prepare_threshold`-th run on a connection (5), and from then on Postgres
-        neither parses nor plans it (pgbench: the coupon claim alone, +27-30% transactions/s).
-        One statement per execute (the extended protocol takes no more), so the checkout's
-        multi-statement SQL stays on Django's client-side cursor."""
+        """Django's cursor (health check, error wrapping, query logging) over a PreparingCursor, for
+        the hot paths' hand-written statements: Postgres neither parses nor plans them again on a
+        connection (pgbench: the coupon claim alone, +27-30% transactions/s). One statement per
+        execute (the extended protocol takes no more), so the checkout's multi-statement SQL stays
+        on Django's client-side cursor, which never prepares."""
         self.close_if_health_check_failed()
         self.ensure_connection()
         with self.wrap_database_errors:
-            return self._prepare_cursor(base.ServerBindingCursor(self.connection))
+            return self._prepare_cursor(PreparingCursor(self.connection))
 
     def is_usable(self) -> bool:
         connection = self.connection
