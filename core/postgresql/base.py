@@ -15,7 +15,7 @@ wait on it too.
 import select
 from typing import Any
 
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
 from django.db.backends.utils import CursorWrapper
 from psycopg import errors, pq
 
@@ -40,7 +40,18 @@ class PreparingCursor(base.ServerBindingCursor):
             return super().execute(query, params, **kwargs)
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor: Any, sql: str, params: Any) -> str | None:
+        # A prepared statement leaves psycopg no query text to show (DEBUG's query log, the
+        # tests' CaptureQueriesContext): spelled out here as Django does for server-side binding.
+        if isinstance(cursor, PreparingCursor):
+            return self.compose_sql(sql, params)
+        return super().last_executed_query(cursor, sql, params)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+
     def prepared_cursor(self) -> CursorWrapper:
         """Django's cursor (health check, error wrapping, query logging) over a PreparingCursor, for
         the hot paths' hand-written statements: Postgres neither parses nor plans them again on a
