@@ -5,20 +5,32 @@ from decimal import Decimal
 from django.db.models import Q, Sum
 
 from billing.dev_gateway.notify import signed_notify_params
+from orders import events
 from orders.models import Order, Refund, RefundLine
 from tests.conftest import ApiClient
 from tests.factories import fill_cart, give_coupon, give_points
 from tests.payment_support import (
+    DEAD_BASE_URL,
     http,
+    key_dir,
     notify_answer,
     open_alipay_attempt,
     pay_form_action,
     place_order,
     post_notify,
+    use_dev_gateway,
     wait_for,
 )
 
 CHANNEL = {"alipay": "page", "wechat": "native"}
+
+
+def decide_refunds_here(settings, tmp_path_factory, monkeypatch) -> None:
+    """For tests that ask for refunds and decide on them, never sending one: Alipay's dev gateway
+    where nothing listens, refunds waiting for staff, nothing handed to the worker."""
+    use_dev_gateway(settings, base_url=DEAD_BASE_URL, dev_key_dir=key_dir(tmp_path_factory))
+    settings.REFUND_AUTO_APPROVE = False
+    monkeypatch.setattr(events, "_refund_approved", [])
 
 
 def order_with_discounts(user, *prices: str, key: str = "k", amount_off: str = "20.00", points: int = 30) -> dict:

@@ -6,21 +6,23 @@ from datetime import timedelta
 
 import pytest
 
-from orders import events
 from orders.models import Order, Refund
 from tests.conftest import ApiClient, assert_error, assert_ledger_consistent, run_together
 from tests.factories import UserFactory
-from tests.payment_support import DEAD_BASE_URL, key_dir, use_dev_gateway
-from tests.refund_support import assert_refunds_within_pay_amount, line_ids, order_with_discounts, pay_by_alipay_notify
+from tests.refund_support import (
+    assert_refunds_within_pay_amount,
+    decide_refunds_here,
+    line_ids,
+    order_with_discounts,
+    pay_by_alipay_notify,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def alipay_settings(settings, tmp_path_factory, monkeypatch):
-    use_dev_gateway(settings, base_url=DEAD_BASE_URL, dev_key_dir=key_dir(tmp_path_factory))
-    settings.REFUND_AUTO_APPROVE = False
-    monkeypatch.setattr(events, "_refund_approved", [])  # nothing is sent: these tests ask only
+    decide_refunds_here(settings, tmp_path_factory, monkeypatch)
     yield
     assert_ledger_consistent()
 

@@ -14,14 +14,14 @@ from django.utils import timezone
 from core.db import broke_constraint
 from core.errors import DomainError
 from core.models import User
-from orders import events, services
+from orders import services
 from orders.models import Order, Refund
 from tests.conftest import assert_ledger_consistent, run_together
 from tests.factories import UserFactory
-from tests.payment_support import DEAD_BASE_URL, key_dir, use_dev_gateway
 from tests.refund_support import (
     ask_refund,
     assert_refunds_within_pay_amount,
+    decide_refunds_here,
     line_ids,
     order_with_discounts,
     pay_by_alipay_notify,
@@ -32,9 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def alipay_settings(settings, tmp_path_factory, monkeypatch):
-    use_dev_gateway(settings, base_url=DEAD_BASE_URL, dev_key_dir=key_dir(tmp_path_factory))
-    settings.REFUND_AUTO_APPROVE = False
-    monkeypatch.setattr(events, "_refund_approved", [])  # nothing is sent: these tests decide only
+    decide_refunds_here(settings, tmp_path_factory, monkeypatch)
     yield
     assert_ledger_consistent()
 
