@@ -68,7 +68,7 @@ class RefundSeen:
     refund_id: int
     line_ids: list[int]
     amount: str
-    how: str  # "201", "201 after a retry", "found after a retry"
+    how: str  # "201", "201 after a retry", "201 replayed after a retry"
 
 
 @dataclass
@@ -427,60 +427,46 @@ class Client(threading.Thread):
         return False
 
     def request_refund(self, seen: Seen, token: str, line_ids: list[int]) -> None:
-        """POST /orders/{no}/refunds as a real client does. The endpoint takes no idempotency key:
-        a request sent again after its answer was lost is refused with 409 when the first one made
-        the refund (order_line_already_refunded, or order_not_refundable once that refund has
-        already refunded the whole order), and the client then finds that refund on the order.
-        Some requests here lose their first answer on purpose."""
+        """POST /orders/{no}/refunds as the shop pages send it: with an Idempotency-Key, the same
+        for every retry. A request sent again after its answer was lost is answered with the
+        refund the first one made (201, Idempotent-Replayed); a 409 for the lines that request
+        took would mean the key was not honoured, and is recorded as a problem. Some requests here
+        lose their first answer on purpose."""
         path = f"/api/v1/orders/{seen.order_no}/refunds"
         body = {"order_line_ids": line_ids, "reason": "fault drill"}
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
         hung_up = self.rng.random() < self.args.refund_hang_up
         if hung_up:
-            hdrs, data = self.prepare(token, body, None)
+            hdrs, data = self.prepare(token, body, headers)
             try:
                 self.http.send_and_hang_up("POST", path, data, hdrs)
             except (OSError, http.client.HTTPException):
                 pass
             self.back_off(1)
-        resp, attempts = self.call("refund", "POST", path, token=token, body=body)
+        resp, attempts = self.call("refund", "POST", path, token=token, body=body, headers=headers)
         uncertain = hung_up or attempts > 1
-        outcome = "201"
-        if resp is not None and resp.status == 201:
-            refund = resp.json()
-            outcome = "201 after a retry" if uncertain else "201"
-        elif resp is not None and resp.status == 409 and resp.code in REFUND_RETRY_409 and uncertain:
-            refund = self.find_refund(seen, token, line_ids)
-            outcome = "found after a retry"
-            if refund is None:
-                with self.rec.lock:
-                    self.rec.refund_problems.append(
-                        f"{seen.order_no} lines {line_ids}: retried request refused as already refunded, "
-                        "but no refund of exactly those lines is on the order"
-                    )
-                return
-        else:
+        if resp is None or resp.status != 201:
             with self.rec.lock:
+                if resp is not None and resp.status == 409 and resp.code in REFUND_RETRY_409 and uncertain:
+                    self.rec.refund_problems.append(
+                        f"{seen.order_no} lines {line_ids}: sent again with its Idempotency-Key, refused as {resp.code}"
+                    )
+                    return
                 what = "no answer" if resp is None else f"{resp.status} {resp.code}"
                 self.rec.refund_requests[f"refused: {what}"] += 1
                 if resp is not None and len(self.rec.refund_refusals) < 8:
                     self.rec.refund_refusals.append(f"{seen.order_no} lines {line_ids}: {resp.json()}")
             return
+        refund = resp.json()
+        replayed = resp.headers.get("idempotent-replayed") == "true"
+        outcome = "201 replayed after a retry" if replayed else "201 after a retry" if uncertain else "201"
         got = sorted(int(line["order_line_id"]) for line in refund.get("lines", []))
-        if got != sorted(line_ids):
-            with self.rec.lock:
-                self.rec.refund_problems.append(f"{seen.order_no}: asked for lines {line_ids}, refund covers {got}")
         with self.rec.lock:
+            if got != sorted(line_ids):
+                self.rec.refund_problems.append(f"{seen.order_no}: asked for lines {line_ids}, refund covers {got}")
+            if replayed and not uncertain:
+                self.rec.refund_problems.append(f"{seen.order_no}: a request sent once was answered as a replay")
             self.rec.refund_requests[outcome + (" (answer lost on purpose)" if hung_up else "")] += 1
             self.rec.refunds.append(
                 RefundSeen(seen.order_no, int(refund["id"]), sorted(line_ids), str(refund.get("amount")), outcome)
             )
-
-    def find_refund(self, seen: Seen, token: str, line_ids: list[int]) -> dict | None:
-        resp, _ = self.call("order", "GET", f"/api/v1/orders/{seen.order_no}", token=token)
-        if resp is None or resp.status != 200:
-            return None
-        for refund in resp.json().get("refunds", []):
-            covered = sorted(int(line["order_line_id"]) for line in refund.get("lines", []))
-            if covered == sorted(line_ids) and refund.get("status") != "rejected":
-                return refund
-        return None

@@ -340,7 +340,7 @@ LEFT JOIN orders_order o ON o.order_no = s.no
 WHERE o.id IS NULL OR o.user_id <> s.uid OR o.idempotency_key <> s.key OR o.pay_amount <> s.amount
    OR o.points_used <> s.points OR o.user_coupon_id IS DISTINCT FROM s.coupon
 """
-# Every refund a client was told of (201, or found after its retry was refused) is in the database
+# Every refund a client was told of (201, first time or replayed after a retry) is in the database
 # with its order, lines and amount; and no other live refund of that order covers one of its lines
 # (a request sent twice made two refunds).
 SEEN_REFUNDS_SQL = """
