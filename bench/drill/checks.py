@@ -135,7 +135,7 @@ def expiry_lateness(args, pg: DrillPostgres, faults: list[Fault], load_wall: flo
     - placed before a fault and due after it: their messages lived through the fault."""
     spans = [("baseline", "placed and due before the first fault", load_wall, first_wall, load_wall, first_wall)]
     for f in faults:
-        if not f.wall or f.skipped:
+        if not f.wall:
             continue
         spans.append((f.label, "expiry message existed at the fault", 0, f.wall, f.wall, 4e9))
         # Due a little before the check: a message due right at it would fire during the next fault.

@@ -25,7 +25,6 @@ class Fault:
     wall_checked: float = 0.0  # when the check after it ran
     recovered: float = 0.0
     end: float = 0.0  # recovered + grace: the window client errors are expected in
-    skipped: str = ""
     notes: list[str] = field(default_factory=list)
 
 

@@ -157,7 +157,6 @@ def main(argv=None) -> int:
     faults.sort(key=lambda f: args.faults.index(f.name))
     results: list[CheckResult] = []
     grace = 2 * args.sweep + args.slack
-    incomplete = False
     findings: list[str] = []  # liveness problems that break no invariant (fatal with --strict)
     t_start = now()
     load_wall = time.time()
@@ -262,8 +261,6 @@ def main(argv=None) -> int:
     except Exception as exc:
         log(f"drill aborted: {exc!r}")
         stop.set()
-        incomplete = True
-        alive = stack.alive()
         raise
     finally:
         stop.set()
@@ -279,7 +276,5 @@ def main(argv=None) -> int:
             shutil.rmtree(pg.data_dir, ignore_errors=True)
         log(f"done in {now() - t_start:.0f}s; logs in {log_dir}")
 
-    failed = print_report(args, rec, faults, results, stack, findings, alive, incomplete)
-    if failed:
-        return 1
-    return 2 if incomplete else 0
+    failed = print_report(args, rec, faults, results, stack, findings, alive)
+    return 1 if failed else 0

@@ -73,7 +73,7 @@ def print_checkpoint(res: CheckResult) -> None:
 
 def window_of(req: Req, faults: list[Fault]) -> str:
     for f in faults:
-        if f.start and not f.skipped and req.t0 <= f.end and req.t1 >= f.start:
+        if f.start and req.t0 <= f.end and req.t1 >= f.start:
             return f.name
     return "outside"
 
@@ -94,9 +94,6 @@ def client_error_table(rec: Recorder, faults: list[Fault]) -> tuple[list[str], d
         "|---|---:|---:|---:|---:|---|",
     ]
     for f in [*faults, Fault("outside", "outside every fault window")]:
-        if f.skipped:
-            lines.append(f"| {f.label} | - | - | - | - | skipped: {f.skipped} |")
-            continue
         b = buckets.get(f.name, {"reqs": 0, "5xx": Counter(), "conn": Counter(), "lat": []})
         secs = f"{f.end - f.start:.1f}" if f.start else "-"
         five = sum(b["5xx"].values())
@@ -151,7 +148,7 @@ def check_table(results: list[CheckResult]) -> list[str]:
 
 
 def print_report(
-    args, rec: Recorder, faults: list[Fault], results: list[CheckResult], stack, findings: list[str], alive, incomplete
+    args, rec: Recorder, faults: list[Fault], results: list[CheckResult], stack, findings: list[str], alive
 ) -> list[str]:
     """Prints the tables and the verdict at the end of a run; returns what failed (empty: all held)."""
     error_lines, buckets = client_error_table(rec, faults)
@@ -170,7 +167,7 @@ def print_report(
         "Faults:",
     ]
     for f in faults:
-        lines.append(f"- {f.label}: " + ("SKIPPED: " + f.skipped if f.skipped else "; ".join(f.notes)))
+        lines.append(f"- {f.label}: " + "; ".join(f.notes))
     lines += money_lines(final.stats.get("money", {}), rec)
     lines += ["", "Invariants (SQL, one snapshot per column; FAIL marks a violation):", ""]
     lines += check_table(results)
@@ -217,7 +214,5 @@ def print_report(
         + ("FAILED: " + "; ".join(failed) if failed else "all invariants held")
         + (f" ({len(findings)} liveness finding(s), see FINDING)" if findings and not args.strict else "")
     )
-    if incomplete:
-        lines.append("INCOMPLETE: a fault was skipped")
     print("\n".join(lines), flush=True)
     return failed
