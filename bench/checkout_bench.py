@@ -269,12 +269,6 @@ def run_checkout_pgbench(
 # --------------------------------------------------------------------------------------------
 
 
-def flagged(args, run) -> str:
-    """ "*" on a run someone else's load disturbed, or that ran out of users or failed."""
-    failed = run.exhausted or getattr(run, "errors", None) or getattr(run, "failed", 0)
-    return "*" if failed or noisy(run.cpu, args.max_other_load) else ""
-
-
 def print_report(args, items: int, pairs: list[Pair], setup: str) -> list[str]:
     """Prints the tables of one items count; returns the notes (flags) for the summary."""
     lines = [f"Checkout benchmark: {items} item(s) per order, {args.duration}s per level, {setup}", ""]
@@ -283,7 +277,7 @@ def print_report(args, items: int, pairs: list[Pair], setup: str) -> list[str]:
         "| API/pgbench |"
     )
     lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    lines += round_rows(pairs, flag=lambda run: flagged(args, run))
+    lines += round_rows(pairs, max_other_load=args.max_other_load)
     lines.append("")
     lines.append("CPU per order in ms (from /proc): server = gunicorn, pg = backends of the bench database,")
     lines.append(f"pg aux = WAL writer/checkpointer/etc., client = load generator ({args.client} for the API,")

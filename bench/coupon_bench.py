@@ -47,7 +47,7 @@ from common.cpu import CpuSampler, ExtraTime, PgActivitySampler, best_of, cpu_pe
 from common.db import check_db_name, keep_or_drop, psql, recreate_database, warn_other_db_activity
 from common.load import LevelResult, UserPool, drive
 from common.log import log
-from common.pairs import Pair, by_level, level_verdict, median, round_rows
+from common.pairs import Pair, by_level, flag, level_verdict, median, round_rows
 from common.pgbench import PgbenchResult, database_tools, run_pgbench
 from common.server import add_server_args, free_port, server_layout, start_api_server, stop_process
 from common.summary import fmt, pct, summary_row, write_results
@@ -248,11 +248,6 @@ def cpu_row(c: int, label: str, r) -> str:
     )
 
 
-def flagged(args, r) -> str:
-    bad = getattr(r, "errors", None) or getattr(r, "failed", 0) or not r.verified
-    return "*" if r and (noisy(r.cpu, args.max_other_load) or bad) else ""
-
-
 def print_report(args, pairs: list[Pair], extra: dict[str, dict[int, PgbenchResult]], soldout: dict) -> None:
     lines = [
         f"Coupon claim benchmark: one hot coupon, {args.duration}s per level, {args.rounds} paired round(s) "
@@ -262,7 +257,7 @@ def print_report(args, pairs: list[Pair], extra: dict[str, dict[int, PgbenchResu
         f"| API/{BASELINE} |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += round_rows(pairs, flag=lambda run: flagged(args, run))
+    lines += round_rows(pairs, max_other_load=args.max_other_load)
     verdict = level_verdict(by_level(pairs).get(8, []), **TARGETS)
     if verdict:
         lines += ["", f"Targets at 8 clients: {verdict}"]
@@ -276,7 +271,7 @@ def print_report(args, pairs: list[Pair], extra: dict[str, dict[int, PgbenchResu
             for v in extra:
                 p = extra[v].get(c)
                 ratio = pct(rate / p.tps) if p and p.tps and rate == rate else "n/a"
-                cells.append(f"{fmt(p.tps) + flagged(args, p) if p else 'n/a'} | {ratio}")
+                cells.append(f"{fmt(p.tps) + flag(p, args.max_other_load) if p else 'n/a'} | {ratio}")
             lines.append(f"| {c} | " + " | ".join(cells) + " |")
     lines += [
         "",

@@ -4,9 +4,9 @@ median of its rounds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from .cpu import noisy
 from .load import LevelResult
 from .pgbench import PgbenchResult
 from .summary import fmt, pct
@@ -59,17 +59,27 @@ def level_verdict(rounds: list[Pair], *, min_ratio: float, max_p99_ms: float) ->
     )
 
 
-def round_rows(pairs: list[Pair], *, flag: Callable[[LevelResult | PgbenchResult], str]) -> list[str]:
+def flag(run: LevelResult | PgbenchResult, max_other_load: float) -> str:
+    """ "*" after a run's figure when someone else's load disturbed it, it ran out of users, got
+    error answers or failed transactions, or its counts did not check out (`verified`)."""
+    suspect = run.exhausted or getattr(run, "errors", None) or getattr(run, "failed", 0)
+    suspect = suspect or getattr(run, "verified", True) is False
+    return "*" if suspect or noisy(run.cpu, max_other_load) else ""
+
+
+def round_rows(pairs: list[Pair], *, max_other_load: float) -> list[str]:
     """The rows of a paired-rounds table (clients, round, API rate, p50, p99, pgbench tps, p50, p99,
-    API/pgbench): one per round, and per level of several rounds one of their medians. `flag(run)`
-    marks a run's figure ("*": disturbed, or a check failed)."""
+    API/pgbench): one per round, each figure flagged as `flag` says, and per level of several
+    rounds one of their medians."""
     lines = []
     for c, rounds in by_level(pairs).items():
         for pair in rounds:
             a, p = pair.api, pair.pgb
+            rate = fmt(a.rate) + flag(a, max_other_load) if a else "n/a"
+            tps = fmt(p.tps) + flag(p, max_other_load) if p else "n/a"
             lines.append(
-                f"| {c} | {pair.round} | {fmt(a.rate) + flag(a) if a else 'n/a'} | {fmt(a.p50) if a else 'n/a'} "
-                f"| {fmt(a.p99) if a else 'n/a'} | {fmt(p.tps) + flag(p) if p else 'n/a'} "
+                f"| {c} | {pair.round} | {rate} | {fmt(a.p50) if a else 'n/a'} "
+                f"| {fmt(a.p99) if a else 'n/a'} | {tps} "
                 f"| {fmt(p.p50_ms, 2) if p else 'n/a'} | {fmt(p.p99_ms, 2) if p else 'n/a'} | {pct(pair.ratio)} |"
             )
         if len(rounds) > 1:
