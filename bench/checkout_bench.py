@@ -42,25 +42,23 @@ Python 3.11 stdlib, helpers in bench/common/, and wrk (`apt-get install wrk`) un
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 import time
-import uuid
 from functools import partial
 
 from common.app import app_env, migrate, mint_tokens
 from common.cli import BENCH_DIR, add_common_args, int_list, parser
 from common.cpu import CpuSampler, ExtraTime, best_of, cpu_per_op, noisy, wait_for_quiet
 from common.db import check_db_name, keep_or_drop, psql, recreate_database, warn_other_db_activity
-from common.load import LevelResult, UserPool, drive
+from common.load import LevelResult, PoolRequest, UserPool, drive
 from common.log import log
 from common.pairs import Pair, by_level, level_verdict, median, round_rows
 from common.pgbench import PgbenchResult, database_tools, run_pgbench
 from common.server import add_server_args, free_port, server_layout, start_api_server, stop_process
 from common.summary import fmt, summary_row, write_results
-from common.wrk import PoolRequest, add_client_arg, drive_wrk, find_wrk
+from common.wrk import add_client_arg, drive_wrk, find_wrk
 
 PGBENCH_SCRIPT = BENCH_DIR / "checkout.pgbench.sql"
 # At 8 clients: the API's orders/s against pgbench's, and every round's p99.
@@ -77,7 +75,7 @@ COUPON_ID = 1
 COUPON_OFF = "5.00"
 POINTS_GRANT = 1_000_000
 POINTS_PER_ORDER = 10
-# The order every API request places (wrk's side of drive_checkout's body).
+# The order every API request places, each for another user (either load generator).
 CHECKOUT = PoolRequest(
     "POST",
     "/api/v1/orders",
@@ -213,21 +211,9 @@ def clients_for(index: int, args) -> list[int]:
 
 def drive_checkout(*, port: int, pool: UserPool, clients: int, seconds: float) -> LevelResult:
     """The Python load generator (--client python): forked http.client processes."""
-
-    def next_request(_: int):
-        taken = pool.take()
-        if taken is None:
-            return None
-        uid, token = taken
-        body = json.dumps({"pay_type": "alipay", "user_coupon_id": uid, "points": POINTS_PER_ORDER})
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Idempotency-Key": uuid.uuid4().hex,
-            "Content-Type": "application/json",
-        }
-        return "POST", "/api/v1/orders", body, headers
-
-    return drive(port=port, clients=clients, seconds=seconds, next_request=next_request, ok_status=201)
+    return drive(
+        port=port, clients=clients, seconds=seconds, next_request=CHECKOUT.from_pool(pool), ok_status=CHECKOUT.ok_status
+    )
 
 
 def measure_api_level(args, *, port: int, server_pid: int, pool: UserPool, tokens_file: str, clients: int):

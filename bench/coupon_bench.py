@@ -45,13 +45,13 @@ from common.app import app_env, migrate, mint_tokens
 from common.cli import BENCH_DIR, add_common_args, int_list, parser
 from common.cpu import CpuSampler, ExtraTime, PgActivitySampler, best_of, cpu_per_op, noisy, under_load, wait_for_quiet
 from common.db import check_db_name, keep_or_drop, psql, recreate_database, warn_other_db_activity
-from common.load import LevelResult, UserPool, drive
+from common.load import LevelResult, PoolRequest, UserPool, drive
 from common.log import log
 from common.pairs import Pair, by_level, flag, level_verdict, median, round_rows
 from common.pgbench import PgbenchResult, database_tools, run_pgbench
 from common.server import add_server_args, free_port, server_layout, start_api_server, stop_process
 from common.summary import fmt, pct, summary_row, write_results
-from common.wrk import PoolRequest, add_client_arg, drive_wrk, find_wrk
+from common.wrk import add_client_arg, drive_wrk, find_wrk
 
 HOT_COUPON = 1
 SOLDOUT_COUPON = 2
@@ -65,7 +65,13 @@ PGBENCH_SEQ_START = 10**12
 BASELINE = "tx"
 # At 8 clients: claims/s against pgbench's hot-row transactions/s, and every round's p99.
 TARGETS = {"min_ratio": 0.40, "max_p99_ms": 30}
-HOT_CLAIM = PoolRequest("POST", f"/api/v1/coupons/{HOT_COUPON}/claim", ok_status=201)
+
+
+def claim(coupon: int) -> PoolRequest:
+    return PoolRequest("POST", f"/api/v1/coupons/{coupon}/claim", ok_status=201)
+
+
+HOT_CLAIM = claim(HOT_COUPON)
 SCRIPTS = {
     "tx": BENCH_DIR / "coupon_tx.pgbench.sql",
     "full": BENCH_DIR / "coupon.pgbench.sql",
@@ -136,18 +142,6 @@ def settled_issued(db: str, coupon: int, *, timeout: float = 10.0) -> tuple[int,
     return last
 
 
-def claim_requests(pool: UserPool, coupon: int):
-    path = f"/api/v1/coupons/{coupon}/claim"
-
-    def next_request(_: int):
-        taken = pool.take()
-        if taken is None:
-            return None
-        return "POST", path, b"", {"Authorization": f"Bearer {taken[1]}", "Content-Length": "0"}
-
-    return next_request
-
-
 def drive_claims(args, *, port: int, server_pid: int, pool: UserPool, tokens_file: str, clients: int):
     """Warm-up, then the timed claims, through the load generator --client chose; the CPU per
     claim and what the backends were doing."""
@@ -159,7 +153,7 @@ def drive_claims(args, *, port: int, server_pid: int, pool: UserPool, tokens_fil
         res = wrk(seconds=args.duration, sampler_args=sampler_args)
         res.activity = activity.stop()
         return warm, res
-    claims = claim_requests(pool, HOT_COUPON)
+    claims = HOT_CLAIM.from_pool(pool)
     warm = drive(port=port, clients=clients, seconds=args.warmup, next_request=claims, ok_status=201)
     activity = PgActivitySampler(args.db).start()
     sampler = CpuSampler(db=args.db, server_pid=server_pid, client_pids={os.getpid(), activity.proc.pid}).start()
@@ -196,7 +190,7 @@ def soldout_check(args, *, port: int, tokens: dict[int, str]) -> dict:
     stock = args.soldout_claims // 2
     pool = UserPool(tokens)
     res = drive(
-        port=port, clients=32, seconds=60, next_request=claim_requests(pool, SOLDOUT_COUPON), ok_status=201
+        port=port, clients=32, seconds=60, next_request=claim(SOLDOUT_COUPON).from_pool(pool), ok_status=201
     )  # ends when the pool is used up
     count, rows = issued(args.db, SOLDOUT_COUPON)
     sold_out = res.errors.get("409:coupon_sold_out", 0)

@@ -9,6 +9,7 @@ import math
 import multiprocessing
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,6 +63,34 @@ def percentile(values: list[float], q: float) -> float:
 
 # A request: (method, path, body or None, headers); None from the factory = nothing left to send.
 Request = tuple[str, str, "bytes | str | None", dict[str, str]]
+
+
+@dataclass(frozen=True)
+class PoolRequest:
+    """What every request sends: `body` (JSON, "{uid}" replaced by the user's id; it adds a new
+    Idempotency-Key to each request) or none; `ok_status` counts as success."""
+
+    method: str
+    path: str
+    ok_status: int
+    body: str | None = None
+
+    def for_user(self, uid: int, token: str) -> Request:
+        """The request for one user, as bench/pool.wrk.lua sends it."""
+        headers = {"Authorization": f"Bearer {token}"}
+        if self.body is None:
+            return self.method, self.path, b"", {**headers, "Content-Length": "0"}
+        headers |= {"Idempotency-Key": uuid.uuid4().hex, "Content-Type": "application/json"}
+        return self.method, self.path, self.body.replace("{uid}", str(uid)), headers
+
+    def from_pool(self, pool: UserPool) -> Callable[[int], Request | None]:
+        """drive()'s `next_request`: each request for the pool's next user, None once it is used up."""
+
+        def next_request(_: int) -> Request | None:
+            taken = pool.take()
+            return None if taken is None else self.for_user(*taken)
+
+        return next_request
 
 
 # The load generator's clients are processes, not threads: with threads, the client's own GIL

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .cli import BENCH_DIR
 from .cpu import CpuSampler, cpu_per_op
-from .load import LevelResult, UserPool
+from .load import LevelResult, PoolRequest, UserPool
 
 SCRIPT = BENCH_DIR / "pool.wrk.lua"
 
@@ -33,17 +33,6 @@ class WrkLevelResult(LevelResult):
     @property
     def p99(self) -> float:
         return self.p99_ms
-
-
-@dataclass(frozen=True)
-class PoolRequest:
-    """What every request sends: `body` (JSON, "{uid}" replaced by the user's id; it adds a new
-    Idempotency-Key to each request) or none; `ok_status` counts as success."""
-
-    method: str
-    path: str
-    ok_status: int
-    body: str | None = None
 
 
 def add_client_arg(p: argparse.ArgumentParser) -> None:
