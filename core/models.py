@@ -26,9 +26,14 @@ class User(AbstractUser):
         super().clean()  # NFKC-normalises the username
         if not isinstance(self.username, str):  # a form already refused it
             return
-        lookalike = User.objects.filter(username_key=username_key(self.username)).exclude(pk=self.pk)
-        if lookalike.exists():
+        if User.lookalike_exists(self.username, other_than=self.pk):
             raise ValidationError({"username": "A user with a username that looks the same already exists."})
+
+    @classmethod
+    def lookalike_exists(cls, username: str, *, other_than: int | None = None, using: str = "default") -> bool:
+        """Whether a user (other than `other_than`) has a username of the same username_key: the
+        unique index's rule, asked before writing so that the answer is an error, not a crash."""
+        return cls.objects.using(using).filter(username_key=username_key(username)).exclude(pk=other_than).exists()
 
     def set_unusable_password(self) -> None:
         super().set_unusable_password()

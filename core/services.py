@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from core.errors import CoreErrorCode, DomainError
-from core.models import User, username_key
+from core.models import User
 
 
 def _invalid(field: str, message: str, exc: ValidationError, kind: str) -> DomainError:
@@ -25,7 +25,7 @@ def register_user(*, username: str, password: str) -> User:
     except ValidationError as exc:
         raise _invalid("password", "The password is too weak.", exc, "password_policy") from exc
     taken = DomainError(CoreErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken.")
-    if User.objects.filter(username_key=username_key(username)).exists():
+    if User.lookalike_exists(username):
         raise taken
     try:
         with transaction.atomic():

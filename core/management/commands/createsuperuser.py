@@ -3,12 +3,12 @@ as it refuses a taken one, instead of ending in the unique index's IntegrityErro
 
 from django.contrib.auth.management.commands import createsuperuser
 
-from core.models import User, username_key
+from core.models import User
 
 
 class Command(createsuperuser.Command):
     def _validate_username(self, username: str, verbose_field_name: str, database: str) -> str | None:
         error = super()._validate_username(username, verbose_field_name, database)
-        if error is None and User.objects.using(database).filter(username_key=username_key(username)).exists():
+        if error is None and User.lookalike_exists(username, using=database):
             return f"Error: a user with a {verbose_field_name} that looks the same already exists."
         return error
