@@ -108,7 +108,8 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must be a PostgreSQL URL (postgres://...): the app runs on Postgres only.")
-# Django's PostgreSQL backend, with a health check that reads the socket instead of sending SELECT 1.
+# Django's PostgreSQL backend, with a health check that reads the socket instead of sending SELECT 1
+# and a cursor for prepared statements (core/postgresql/base.py).
 DATABASES["default"]["ENGINE"] = "core.postgresql"
 # No lock wait lasts forever: a duplicate checkout answers 409 after this instead of hanging
 # (orders/services/checkout.py), and a stuck row never piles up workers.

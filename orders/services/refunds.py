@@ -49,9 +49,10 @@ def request_refund(
     """The buyer asks for the money of some lines of their paid order back, within the refund
     window: a `requested` refund, approved at once with REFUND_AUTO_APPROVE.
 
-    With an Idempotency-Key (optional; blank is none), the same request sent again is answered with the refund
-    it made, whatever became of the order since (refunded, window closed); the key with other
-    lines or another reason is `idempotency_key_reused`. The order's lock orders the two."""
+    With an Idempotency-Key (optional; blank is none), the same request sent again is answered
+    with the refund it made, whatever became of the order since (refunded, window closed); the key
+    with other lines or another reason is `idempotency_key_reused`. The order's lock orders the
+    two."""
     key = check_idempotency_key(idempotency_key) if (idempotency_key or "").strip() else None
     line_ids = set(order_line_ids)
     with transaction.atomic():
